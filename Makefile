@@ -1,0 +1,44 @@
+# `make demo` and `make test` do all the set-up on a fresh Debian machine.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+APT_PACKAGES := bind9 bind9-utils bind9-dnsutils haproxy
+
+.PHONY: demo test lint pytest system-packages venv clean
+
+demo: system-packages venv
+	@echo "The local sandbox demo arrives with issue 6 (see README); nothing to run yet." >&2
+	@exit 2
+
+test: system-packages venv lint pytest
+
+lint: venv
+	$(VENV)/bin/ruff check --target-version py38 --line-length 100 .
+	$(VENV)/bin/yamllint --strict .
+
+pytest: venv
+	$(VENV)/bin/pytest -q
+
+# BIND9 and HAProxy: the tests start real ones on free loopback ports.
+system-packages:
+	@missing=""; \
+	for cmd in named named-checkconf nsupdate dig haproxy; do \
+	  command -v $$cmd >/dev/null 2>&1 || PATH="$$PATH:/usr/sbin" command -v $$cmd >/dev/null 2>&1 || missing=1; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing $(APT_PACKAGES)"; \
+	  sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	  $$sudo apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $(APT_PACKAGES); \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-tests.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-tests.txt
+	touch $@
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

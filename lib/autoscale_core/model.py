@@ -1,0 +1,516 @@
+"""Groups, nodes, alert and scaling state: validated on entry, (de)serialised as versioned JSON.
+
+Every record the pack writes to the st2 datastore is one of the classes here. Each carries a
+schema version ``v`` so that a newer record is refused with a clear error instead of being
+misread by an older pack.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Dict, List, Optional, Tuple
+
+SCHEMA_VERSION = 1
+
+# A DNS label (RFC 1035 / RFC 1123 LDH rule), lowercase only: names become datastore keys,
+# DNS names and HAProxy server names, where two spellings of one name would be a trap.
+_LABEL_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+# HAProxy allows these characters in proxy names (cfgparse.c invalid_char()).
+_BACKEND_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+LABEL_MAX = 63
+NODE_SUFFIX_LEN = 6
+# A node is named "<group>-<6 characters>", which must itself be a DNS label.
+GROUP_NAME_MAX = LABEL_MAX - 1 - NODE_SUFFIX_LEN
+
+
+class ValidationError(ValueError):
+    """Bad input: the message says which field and why, in words an operator can act on."""
+
+
+class RecordError(ValueError):
+    """A stored record that cannot be read (corrupt JSON, wrong shape, unknown version)."""
+
+
+def validate_label(value: Any, what: str = "name", max_len: int = LABEL_MAX) -> str:
+    if not isinstance(value, str):
+        raise ValidationError("%s must be a string, not %s" % (what, type(value).__name__))
+    if not value:
+        raise ValidationError("%s must not be empty" % what)
+    if len(value) > max_len:
+        raise ValidationError(
+            "%s %r is %d characters long; the limit is %d" % (what, value, len(value), max_len)
+        )
+    if not _LABEL_RE.fullmatch(value):
+        raise ValidationError(
+            "%s %r is not a DNS label: use lowercase letters, digits and '-', "
+            "starting and ending with a letter or digit" % (what, value)
+        )
+    return value
+
+
+def validate_group_name(value: Any) -> str:
+    return validate_label(value, "group name", GROUP_NAME_MAX)
+
+
+def validate_node_name(value: Any) -> str:
+    return validate_label(value, "node name")
+
+
+def validate_domain(value: Any, what: str = "domain") -> str:
+    """A DNS name of one or more labels; case is ignored and a trailing dot is dropped."""
+    if not isinstance(value, str):
+        raise ValidationError("%s must be a string, not %s" % (what, type(value).__name__))
+    name = value.lower()
+    if name.endswith("."):
+        name = name[:-1]
+    if not name:
+        raise ValidationError("%s must not be empty" % what)
+    if len(name) > 253:
+        raise ValidationError("%s %r is longer than 253 characters" % (what, value))
+    for label in name.split("."):
+        if not label or len(label) > LABEL_MAX or not _LABEL_RE.fullmatch(label):
+            raise ValidationError(
+                "%s %r is not a valid DNS name (label %r): use labels of letters, digits "
+                "and '-', separated by dots" % (what, value, label)
+            )
+    return name
+
+
+def validate_backend_name(value: Any) -> str:
+    if not isinstance(value, str) or not _BACKEND_RE.fullmatch(value):
+        raise ValidationError(
+            "load balancer backend %r is not a valid HAProxy backend name: use 1 to 64 of "
+            "letters, digits, '-', '_', '.' and ':'" % (value,)
+        )
+    return value
+
+
+def _int_field(value: Any, what: str, minimum: int) -> int:
+    # bool is an int in Python; "true" nodes would be a silent bug.
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            value = int(value)
+        else:
+            raise ValidationError("%s must be a whole number, not %r" % (what, value))
+    if value < minimum:
+        raise ValidationError("%s must be at least %d, not %d" % (what, minimum, value))
+    return value
+
+
+def _bool_field(value: Any, what: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no"):
+        return value.lower() in ("true", "yes")
+    raise ValidationError("%s must be true or false, not %r" % (what, value))
+
+
+def _str_field(value: Any, what: str, allow_empty: bool = True) -> str:
+    if not isinstance(value, str):
+        raise ValidationError("%s must be a string, not %r" % (what, value))
+    if not allow_empty and not value.strip():
+        raise ValidationError("%s must not be empty" % what)
+    if any(ch in value for ch in "\r\n\x00"):
+        raise ValidationError("%s must be a single line" % what)
+    return value
+
+
+def _str_list(value: Any, what: str) -> List[str]:
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    if not isinstance(value, list):
+        raise ValidationError("%s must be a list of strings, not %r" % (what, value))
+    return [_str_field(item, "%s entry" % what, allow_empty=False) for item in value]
+
+
+MATCHER_KINDS = ("entities", "applications", "servers", "policies", "conditions")
+
+
+def _matchers(value: Any) -> Dict[str, List[str]]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValidationError("alert_matchers must be a mapping of %s" % ", ".join(MATCHER_KINDS))
+    unknown = sorted(set(value) - set(MATCHER_KINDS))
+    if unknown:
+        raise ValidationError(
+            "alert_matchers has unknown kind(s) %s; known kinds: %s"
+            % (", ".join(unknown), ", ".join(MATCHER_KINDS))
+        )
+    return {kind: _str_list(items, "alert_matchers.%s" % kind) for kind, items in value.items()}
+
+
+def _check_version(data: Any, kind: str) -> Dict[str, Any]:
+    if not isinstance(data, dict):
+        raise RecordError("%s record is not a JSON object" % kind)
+    version = data.get("v")
+    if version != SCHEMA_VERSION:
+        if isinstance(version, int) and version > SCHEMA_VERSION:
+            raise RecordError(
+                "%s record has schema version %d, newer than this pack understands (%d); "
+                "upgrade the autoscale pack" % (kind, version, SCHEMA_VERSION)
+            )
+        raise RecordError("%s record has unknown schema version %r" % (kind, version))
+    return data
+
+
+def _decode(text: Any, kind: str) -> Dict[str, Any]:
+    if isinstance(text, (bytes, str)):
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise RecordError("%s record is not valid JSON: %s" % (kind, exc)) from None
+    else:
+        data = text
+    return _check_version(data, kind)
+
+
+def _encode(record: Any) -> str:
+    data = {"v": SCHEMA_VERSION}
+    data.update(asdict(record))
+    return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+
+def _known_fields(cls: Any, data: Dict[str, Any], kind: str) -> Dict[str, Any]:
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - names - {"v"})
+    if unknown:
+        raise RecordError("%s record has unknown field(s): %s" % (kind, ", ".join(unknown)))
+    return {k: v for k, v in data.items() if k != "v"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Group
+
+
+@dataclass(frozen=True)
+class Group:
+    """An autoscaling group's spec: what an operator asked for. Changed only by asg_create."""
+
+    name: str
+    domain: str
+    min_size: int = 1
+    max_size: int = 4
+    # The group's normal size: created with it, repaired back up to it, and scaled in down to
+    # it once an alert is over. Always within [min_size, max_size].
+    desired: Optional[int] = None
+    expand_by: int = 2
+    deflate_by: int = 1
+    scale_out_cooldown: int = 300
+    scale_in_cooldown: int = 900
+    flavor: str = ""
+    image: str = ""
+    network: str = ""
+    dns_zone: str = ""
+    lb_backend: str = ""
+    chef_run_list: List[str] = field(default_factory=list)
+    chef_environment: str = "_default"
+    chat_channel: str = ""
+    alert_matchers: Dict[str, List[str]] = field(default_factory=dict)
+    paused: bool = False
+    dry_run: bool = False
+
+    FIELDS = (
+        "name domain min_size max_size desired expand_by deflate_by scale_out_cooldown "
+        "scale_in_cooldown flavor image network dns_zone lb_backend chef_run_list "
+        "chef_environment chat_channel alert_matchers paused dry_run"
+    ).split()
+
+    @classmethod
+    def create(cls, defaults: Optional[Dict[str, Any]] = None, **spec: Any) -> Group:
+        """Validate an operator's spec (over the config's group defaults) into a Group.
+
+        Raises ValidationError naming the first bad field. Unknown fields are refused so a
+        typo such as ``max_szie=10`` is not silently ignored.
+        """
+        unknown = sorted(set(spec) - set(cls.FIELDS))
+        if unknown:
+            raise ValidationError(
+                "unknown group setting(s): %s; known settings: %s"
+                % (", ".join(unknown), ", ".join(cls.FIELDS))
+            )
+        merged: Dict[str, Any] = {}
+        for key, value in (defaults or {}).items():
+            if key in cls.FIELDS and value is not None:
+                merged[key] = value
+        merged.update({k: v for k, v in spec.items() if v is not None})
+        if "name" not in merged:
+            raise ValidationError("a group needs a name")
+        if "domain" not in merged:
+            raise ValidationError("group %r needs a domain" % merged["name"])
+        return cls._validated(merged)
+
+    @classmethod
+    def _validated(cls, raw: Dict[str, Any]) -> Group:
+        name = validate_group_name(raw["name"])
+        domain = validate_domain(raw["domain"])
+        min_size = _int_field(raw.get("min_size", 1), "min_size", 0)
+        max_size = _int_field(raw.get("max_size", 4), "max_size", 0)
+        if min_size > max_size:
+            raise ValidationError(
+                "min_size (%d) must not be larger than max_size (%d)" % (min_size, max_size)
+            )
+        desired = raw.get("desired")
+        desired = min_size if desired is None else _int_field(desired, "desired", 0)
+        if not min_size <= desired <= max_size:
+            raise ValidationError(
+                "desired (%d) must be between min_size (%d) and max_size (%d)"
+                % (desired, min_size, max_size)
+            )
+        dns_zone = raw.get("dns_zone") or domain
+        return cls(
+            name=name,
+            domain=domain,
+            min_size=min_size,
+            max_size=max_size,
+            desired=desired,
+            expand_by=_int_field(raw.get("expand_by", 2), "expand_by", 1),
+            deflate_by=_int_field(raw.get("deflate_by", 1), "deflate_by", 1),
+            scale_out_cooldown=_int_field(
+                raw.get("scale_out_cooldown", 300), "scale_out_cooldown", 0
+            ),
+            scale_in_cooldown=_int_field(raw.get("scale_in_cooldown", 900), "scale_in_cooldown", 0),
+            flavor=_str_field(raw.get("flavor", ""), "flavor"),
+            image=_str_field(raw.get("image", ""), "image"),
+            network=_str_field(raw.get("network", ""), "network"),
+            dns_zone=validate_domain(dns_zone, "dns_zone"),
+            lb_backend=validate_backend_name(raw.get("lb_backend") or name),
+            chef_run_list=_str_list(raw.get("chef_run_list", []), "chef_run_list"),
+            chef_environment=_str_field(
+                raw.get("chef_environment") or "_default", "chef_environment"
+            ),
+            chat_channel=_str_field(raw.get("chat_channel", ""), "chat_channel"),
+            alert_matchers=_matchers(raw.get("alert_matchers")),
+            paused=_bool_field(raw.get("paused", False), "paused"),
+            dry_run=_bool_field(raw.get("dry_run", False), "dry_run"),
+        )
+
+    @property
+    def fqdn(self) -> str:
+        """The group's service name, pointing at the load balancer."""
+        return "%s.%s" % (self.name, self.domain)
+
+    def node_fqdn(self, node_name: str) -> str:
+        return "%s.%s" % (validate_node_name(node_name), self.domain)
+
+    def to_json(self) -> str:
+        return _encode(self)
+
+    @classmethod
+    def from_json(cls, text: Any) -> Group:
+        data = _known_fields(cls, _decode(text, "group"), "group")
+        try:
+            return cls._validated(data)
+        except (ValidationError, KeyError) as exc:
+            raise RecordError("group record is invalid: %s" % exc) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Node
+
+
+class NodeState:
+    PROVISIONING = "provisioning"
+    CONFIGURING = "configuring"
+    REGISTERING = "registering"
+    IN_SERVICE = "in_service"
+    DRAINING = "draining"
+    TERMINATING = "terminating"
+    FAILED = "failed"
+
+    ALL = (
+        PROVISIONING,
+        CONFIGURING,
+        REGISTERING,
+        IN_SERVICE,
+        DRAINING,
+        TERMINATING,
+        FAILED,
+    )
+    # Being added: counts toward capacity, blocks scale-in.
+    PENDING = (PROVISIONING, CONFIGURING, REGISTERING)
+    # Being removed: no longer counts toward capacity.
+    LEAVING = (DRAINING, TERMINATING)
+
+
+# Which state may follow which. Any state may fail; a failed node is only cleaned up
+# (terminating) so that its undo can be retried.
+_TRANSITIONS = {
+    NodeState.PROVISIONING: (NodeState.CONFIGURING, NodeState.TERMINATING),
+    NodeState.CONFIGURING: (NodeState.REGISTERING, NodeState.TERMINATING),
+    NodeState.REGISTERING: (NodeState.IN_SERVICE, NodeState.TERMINATING),
+    NodeState.IN_SERVICE: (NodeState.DRAINING,),
+    NodeState.DRAINING: (NodeState.TERMINATING, NodeState.IN_SERVICE),
+    NodeState.TERMINATING: (),
+    NodeState.FAILED: (NodeState.TERMINATING,),
+}
+
+
+class TransitionError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Node:
+    """One VM of a group and where it is in its lifecycle."""
+
+    name: str
+    group: str
+    state: str = NodeState.PROVISIONING
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    server_id: str = ""
+    address: str = ""
+    protected: bool = False
+    # Why the node is in its state, in words: "Chef run did not converge within 900 s".
+    cause: str = ""
+
+    def __post_init__(self) -> None:
+        validate_node_name(self.name)
+        validate_group_name(self.group)
+        if self.state not in NodeState.ALL:
+            raise ValidationError(
+                "node state %r is not one of %s" % (self.state, ", ".join(NodeState.ALL))
+            )
+
+    @property
+    def pending(self) -> bool:
+        return self.state in NodeState.PENDING
+
+    @property
+    def leaving(self) -> bool:
+        return self.state in NodeState.LEAVING
+
+    def advance(self, state: str, now: float, cause: str = "", **changes: Any) -> Node:
+        """The node in its next lifecycle state; refuses a jump the lifecycle does not allow."""
+        if state != NodeState.FAILED and state not in _TRANSITIONS[self.state]:
+            raise TransitionError(
+                "node %s cannot go from %s to %s" % (self.name, self.state, state)
+            )
+        values = asdict(self)
+        values.update(changes)
+        values.update(state=state, updated_at=now, cause=cause)
+        return Node(**values)
+
+    def to_json(self) -> str:
+        return _encode(self)
+
+    @classmethod
+    def from_json(cls, text: Any) -> Node:
+        data = _known_fields(cls, _decode(text, "node"), "node")
+        try:
+            return cls(**data)
+        except (ValidationError, TypeError) as exc:
+            raise RecordError("node record is invalid: %s" % exc) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Alert state and scaling state
+
+
+class AlertLevel:
+    NONE = "none"
+    WARNING = "warning"
+    CRITICAL = "critical"
+    ALL = (NONE, WARNING, CRITICAL)
+
+
+@dataclass(frozen=True)
+class AlertState:
+    """What monitoring last said about a group. Written only by alert handling."""
+
+    level: str = AlertLevel.NONE
+    issue_id: str = ""
+    title: str = ""
+    acknowledged: bool = False
+    opened_at: float = 0.0
+    updated_at: float = 0.0
+    # When the last alert ended (closed or expired): the scale-in stabilisation starts here.
+    ended_at: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.level not in AlertLevel.ALL:
+            raise ValidationError(
+                "alert level %r is not one of %s" % (self.level, ", ".join(AlertLevel.ALL))
+            )
+
+    @property
+    def active(self) -> bool:
+        return self.level != AlertLevel.NONE
+
+    def to_json(self) -> str:
+        return _encode(self)
+
+    @classmethod
+    def from_json(cls, text: Any) -> AlertState:
+        data = _known_fields(cls, _decode(text, "alert"), "alert")
+        try:
+            return cls(**data)
+        except (ValidationError, TypeError) as exc:
+            raise RecordError("alert record is invalid: %s" % exc) from None
+
+
+@dataclass(frozen=True)
+class ScalingState:
+    """When the group last scaled and how its node additions have been failing."""
+
+    last_scale_out_at: float = 0.0
+    last_scale_in_at: float = 0.0
+    consecutive_failures: int = 0
+    last_failure_at: float = 0.0
+    last_failure_cause: str = ""
+
+    def to_json(self) -> str:
+        return _encode(self)
+
+    @classmethod
+    def from_json(cls, text: Any) -> ScalingState:
+        data = _known_fields(cls, _decode(text, "scaling"), "scaling")
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise RecordError("scaling record is invalid: %s" % exc) from None
+
+
+@dataclass(frozen=True)
+class Event:
+    """One entry of a group's history: a decision or an activity, with its cause."""
+
+    group: str
+    at: float
+    kind: str
+    cause: str
+    node: str = ""
+    count: int = 0
+    ok: bool = True
+
+    def to_json(self) -> str:
+        return _encode(self)
+
+    @classmethod
+    def from_json(cls, text: Any) -> Event:
+        data = _known_fields(cls, _decode(text, "event"), "event")
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise RecordError("event record is invalid: %s" % exc) from None
+
+
+@dataclass
+class GroupState:
+    """Everything stored about one group, as loaded in one datastore pass."""
+
+    group: Group
+    alert: AlertState = field(default_factory=AlertState)
+    scaling: ScalingState = field(default_factory=ScalingState)
+    nodes: Dict[str, Node] = field(default_factory=dict)
+
+    def count(self, *states: str) -> int:
+        return sum(1 for node in self.nodes.values() if node.state in states)
+
+    def capacity(self) -> Tuple[int, int]:
+        """(in service, pending): the nodes that serve or soon will."""
+        return self.count(NodeState.IN_SERVICE), self.count(*NodeState.PENDING)

@@ -1,0 +1,304 @@
+"""The governor's decision: a pure function of the stored state, the time and the settings.
+
+``decide(groups, now, settings)`` reads nothing and writes nothing. It returns one
+``ScaleDecision`` per group with a cause an operator can read, like an AWS scaling activity's.
+The governor sensor, the alert rule's immediate scale-out, the tests and the simulator all
+call this same function.
+
+What it guarantees (the property tests in tests/test_policy_properties.py check each):
+
+* A group's capacity (nodes in service plus nodes being added) never goes above ``max_size``
+  through a scale-out, and the total number of nodes across all groups never goes above
+  ``global_max_nodes`` through a scale-out or repair.
+* A scale-in never takes capacity below the group's normal size (``desired``, itself never
+  below ``min_size``); it removes in-service nodes only.
+* No scale-in while an alert is active, while any node is being added, or while a node is
+  still leaving.
+* Scale-out at most once per ``scale_out_cooldown`` (critical: ``expand_by`` nodes; warning:
+  ``warning_step``), and never while earlier nodes are still being added: booting capacity
+  counts. Scale-in at most once per ``scale_in_cooldown``, counted from the last scale-in,
+  the last scale-out and the end of the last alert, whichever is latest. A scale-in cooldown
+  never delays a scale-out.
+* Repair (capacity below the normal size) is not held by cooldowns, but like every scale-out
+  it waits out the backoff after ``failure_threshold`` failed additions in a row.
+* An alert with no update for ``alert_max_age`` counts as over.
+* Paused groups get no action; dry-run groups get their decision marked ``dry_run``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Iterable, List, Mapping, Optional, Tuple
+
+from .model import AlertLevel, GroupState, NodeState
+from .settings import PolicySettings
+
+
+class Action:
+    SCALE_OUT = "scale_out"
+    SCALE_IN = "scale_in"
+    REPAIR = "repair"
+    NONE = "none"
+
+
+class Reason:
+    """Why a decision was made: a stable code beside the readable cause, for tests and tools."""
+
+    PAUSED = "paused"
+    REPAIR = "below_normal_size"
+    ALERT_CRITICAL = "critical_alert"
+    ALERT_WARNING = "warning_alert"
+    OVER_MAX = "above_max"
+    RECOVERED = "recovered"
+    STEADY = "steady"
+    AT_MAX = "at_max"
+    GLOBAL_CAP = "global_cap"
+    BACKOFF = "backoff"
+    SCALE_OUT_COOLDOWN = "scale_out_cooldown"
+    SCALE_IN_COOLDOWN = "scale_in_cooldown"
+    ADDING = "nodes_being_added"
+    LEAVING = "nodes_leaving"
+
+
+@dataclass(frozen=True)
+class ScaleDecision:
+    group: str
+    action: str
+    count: int
+    cause: str
+    reason: str
+    # Capacity (in service + being added) now, and what it will be once this is carried out.
+    current: int = 0
+    target: int = 0
+    dry_run: bool = False
+    # The stored alert is past alert_max_age: whoever acts on this should clear it.
+    alert_expired: bool = False
+
+    @property
+    def acts(self) -> bool:
+        return self.action != Action.NONE and self.count > 0
+
+    def as_dict(self) -> dict:
+        return {
+            "group": self.group,
+            "action": self.action,
+            "count": self.count,
+            "cause": self.cause,
+            "reason": self.reason,
+            "current": self.current,
+            "target": self.target,
+            "dry_run": self.dry_run,
+            "alert_expired": self.alert_expired,
+        }
+
+
+def duration(seconds: float) -> str:
+    """'45 s', '5 min', '2 h 5 min': short enough for a chat line."""
+    seconds = max(0, int(round(seconds)))
+    if seconds < 120:
+        return "%d s" % seconds
+    minutes = seconds // 60
+    if minutes < 120:
+        return "%d min" % minutes
+    hours, minutes = divmod(minutes, 60)
+    return "%d h %d min" % (hours, minutes) if minutes else "%d h" % hours
+
+
+def _nodes(count: int) -> str:
+    return "%d node%s" % (count, "" if count == 1 else "s")
+
+
+def backoff_until(state: GroupState, settings: PolicySettings) -> float:
+    """When a group that keeps failing to add nodes may try again (0: not backing off)."""
+    failures = state.scaling.consecutive_failures
+    if failures < settings.failure_threshold:
+        return 0.0
+    doublings = min(failures - settings.failure_threshold, 32)
+    delay = min(settings.backoff_initial * (2 ** doublings), settings.backoff_max)
+    return state.scaling.last_failure_at + delay
+
+
+def alert_status(state: GroupState, now: float,
+                 settings: PolicySettings) -> Tuple[str, bool, float]:
+    """(effective level, expired, when the last alert ended) for a group."""
+    alert = state.alert
+    if alert.active:
+        last_heard = max(alert.updated_at, alert.opened_at)
+        if now - last_heard >= settings.alert_max_age:
+            return AlertLevel.NONE, True, last_heard + settings.alert_max_age
+        return alert.level, False, alert.ended_at
+    return AlertLevel.NONE, False, alert.ended_at
+
+
+def _describe_alert(state: GroupState) -> str:
+    alert = state.alert
+    text = "%s alert" % alert.level
+    if alert.title:
+        text += " %r" % alert.title
+    if alert.issue_id:
+        text += " (issue %s)" % alert.issue_id
+    return text
+
+
+def _evaluate(state: GroupState, now: float, settings: PolicySettings) -> ScaleDecision:
+    """What one group needs, before the global cap is shared out."""
+    group = state.group
+    in_service, adding = state.capacity()
+    leaving = state.count(*NodeState.LEAVING)
+    capacity = in_service + adding
+    normal = group.desired if group.desired is not None else group.min_size
+    level, expired, alert_ended = alert_status(state, now, settings)
+
+    def decision(action: str, count: int, reason: str, cause: str) -> ScaleDecision:
+        delta = count if action in (Action.SCALE_OUT, Action.REPAIR) else -count
+        return ScaleDecision(
+            group=group.name, action=action, count=count, cause=cause, reason=reason,
+            current=capacity, target=capacity + delta, alert_expired=expired,
+        )
+
+    def none(reason: str, cause: str) -> ScaleDecision:
+        return decision(Action.NONE, 0, reason, cause)
+
+    if group.paused:
+        return none(Reason.PAUSED, "group is paused: the governor leaves it alone")
+
+    expired_note = ""
+    if expired:
+        expired_note = "%s expired (no update for %s); " % (
+            _describe_alert(state), duration(settings.alert_max_age))
+
+    resume = backoff_until(state, settings)
+    backing_off = now < resume
+    backoff_cause = (
+        "%d node additions failed in a row (last: %s); not adding nodes for another %s"
+        % (state.scaling.consecutive_failures,
+           state.scaling.last_failure_cause or "no cause recorded", duration(resume - now))
+    )
+
+    if capacity < normal:
+        if backing_off:
+            return none(Reason.BACKOFF, backoff_cause)
+        count = normal - capacity
+        return decision(
+            Action.REPAIR, count, Reason.REPAIR,
+            "%s%s in service or starting, below the normal size of %d: adding %s"
+            % (expired_note, _nodes(capacity), normal, _nodes(count)),
+        )
+
+    if level != AlertLevel.NONE:
+        alert = _describe_alert(state)
+        age = duration(now - state.alert.opened_at) if state.alert.opened_at else "a while"
+        if capacity >= group.max_size:
+            return none(Reason.AT_MAX, "%s open for %s, but the group is at its maximum of %d"
+                        % (alert, age, group.max_size))
+        if backing_off:
+            return none(Reason.BACKOFF, backoff_cause)
+        if adding:
+            return none(Reason.ADDING, "%s open for %s; waiting for %s being added before "
+                        "adding more" % (alert, age, _nodes(adding)))
+        since_out = now - state.scaling.last_scale_out_at
+        if state.scaling.last_scale_out_at and since_out < group.scale_out_cooldown:
+            return none(Reason.SCALE_OUT_COOLDOWN, "%s open for %s; last scale-out %s ago, "
+                        "next possible in %s (scale-out cooldown %s)"
+                        % (alert, age, duration(since_out),
+                           duration(group.scale_out_cooldown - since_out),
+                           duration(group.scale_out_cooldown)))
+        critical = level == AlertLevel.CRITICAL
+        step = group.expand_by if critical else settings.warning_step
+        count = min(step, group.max_size - capacity)
+        return decision(
+            Action.SCALE_OUT, count,
+            Reason.ALERT_CRITICAL if critical else Reason.ALERT_WARNING,
+            "%s open for %s: adding %s (%d → %d, max %d)"
+            % (alert, age, _nodes(count), capacity, capacity + count, group.max_size),
+        )
+
+    if capacity <= normal:
+        return none(Reason.STEADY, "%sno alert; %s in service, the normal size"
+                    % (expired_note, _nodes(in_service)))
+    if adding:
+        return none(Reason.ADDING, "%sno alert, but %s being added; scale-in waits for them"
+                    % (expired_note, _nodes(adding)))
+    if leaving:
+        return none(Reason.LEAVING, "%sno alert; waiting for %s still leaving before removing "
+                    "more" % (expired_note, _nodes(leaving)))
+    if capacity > group.max_size:
+        count = capacity - group.max_size
+        return decision(
+            Action.SCALE_IN, count, Reason.OVER_MAX,
+            "%s%s in service, above the maximum of %d: removing %s"
+            % (expired_note, _nodes(capacity), group.max_size, _nodes(count)),
+        )
+    quiet_since = max(state.scaling.last_scale_in_at, state.scaling.last_scale_out_at,
+                      alert_ended)
+    waited = now - quiet_since
+    if quiet_since and waited < group.scale_in_cooldown:
+        return none(Reason.SCALE_IN_COOLDOWN, "%sno alert; %s above the normal size of %d, "
+                    "scale-in in %s (scale-in cooldown %s since the last change)"
+                    % (expired_note, _nodes(capacity - normal), normal,
+                       duration(group.scale_in_cooldown - waited),
+                       duration(group.scale_in_cooldown)))
+    count = min(group.deflate_by, capacity - normal)
+    calm = "no alert for %s" % duration(waited) if quiet_since else "no alert"
+    return decision(
+        Action.SCALE_IN, count, Reason.RECOVERED,
+        "%s%s: removing %s (%d → %d, normal size %d)"
+        % (expired_note, calm, _nodes(count), capacity, capacity - count, normal),
+    )
+
+
+def _priority(decision: ScaleDecision) -> Tuple[int, str]:
+    order = {Reason.REPAIR: 0, Reason.ALERT_CRITICAL: 1, Reason.ALERT_WARNING: 2}
+    return order.get(decision.reason, 3), decision.group
+
+
+def decide(groups: Mapping[str, GroupState], now: float,
+           settings: Optional[PolicySettings] = None) -> List[ScaleDecision]:
+    """One decision per group, in group-name order.
+
+    Capacity under ``global_max_nodes`` is shared out repairs first, then critical alerts,
+    then warnings, each in group-name order, so one group cannot starve a group below its
+    normal size. Every stored node counts toward the cap, leaving and failed ones included:
+    their VMs still exist.
+    """
+    settings = settings or PolicySettings()
+    wants = {name: _evaluate(state, now, settings) for name, state in groups.items()}
+    room = settings.global_max_nodes - sum(len(state.nodes) for state in groups.values())
+
+    adding = [d for d in wants.values() if d.action in (Action.SCALE_OUT, Action.REPAIR)]
+    for want in sorted(adding, key=_priority):
+        dry_run = groups[want.group].group.dry_run
+        grant = max(0, min(want.count, room))
+        if grant == 0:
+            wants[want.group] = replace(
+                want, action=Action.NONE, count=0, target=want.current, reason=Reason.GLOBAL_CAP,
+                cause="%s; but all groups together are at the global cap of %s"
+                % (want.cause, _nodes(settings.global_max_nodes)),
+            )
+            continue
+        if grant < want.count:
+            wants[want.group] = replace(
+                want, count=grant, target=want.current + grant,
+                cause="%s; only %d allowed by the global cap of %s"
+                % (want.cause, grant, _nodes(settings.global_max_nodes)),
+            )
+        # A dry run creates nothing, so it takes no room from groups that do act.
+        if not dry_run:
+            room -= grant
+
+    result = []
+    for name in sorted(wants):
+        decision = wants[name]
+        if groups[name].group.dry_run and decision.acts:
+            decision = replace(decision, dry_run=True, cause="dry run, nothing done: "
+                               + decision.cause)
+        result.append(decision)
+    return result
+
+
+def decide_one(state: GroupState, others: Iterable[GroupState], now: float,
+               settings: Optional[PolicySettings] = None) -> ScaleDecision:
+    """The decision for one group, with the other groups counted toward the global cap."""
+    groups = {other.group.name: other for other in others}
+    groups[state.group.name] = state
+    return next(d for d in decide(groups, now, settings) if d.group == state.group.name)

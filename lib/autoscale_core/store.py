@@ -1,0 +1,222 @@
+"""The pack's datastore layout: one key per record, so parallel workflows never overwrite each
+other (the st2 datastore has no compare-and-set).
+
+    autoscale.asg.<group>                 the group's spec (Group)
+    autoscale.asg.<group>.alert           alert state (AlertState), written by alert handling
+    autoscale.asg.<group>.scaling         scaling state (ScalingState), governor and workflows
+    autoscale.asg.<group>.node.<node>     one record per node (Node)
+    autoscale.history.<group>.<t>-<id>    history events (Event), kept with a TTL
+
+History lives under its own prefix so that the governor's one ``list_values`` per tick reads
+only what it decides on, not hours of history.
+
+``datastore`` is anything with st2's datastore methods: an action's ``action_service`` or a
+sensor's ``sensor_service``. Every key is global (``local=False``): with ``local=True`` st2
+prefixes keys per class, and actions and sensors would not see each other's records.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any, Dict, List, Optional, Tuple
+
+from .model import (
+    AlertState,
+    Event,
+    Group,
+    GroupState,
+    Node,
+    RecordError,
+    ScalingState,
+    ValidationError,
+    validate_group_name,
+    validate_node_name,
+)
+
+LOG = logging.getLogger(__name__)
+
+GROUP_PREFIX = "autoscale.asg."
+HISTORY_PREFIX = "autoscale.history."
+# st2's API caps a page at api.max_page_size (100) unless the caller is an admin, which every
+# user is with RBAC off (the default). Ask for a large page; a short page ends the listing, a
+# full one means there may be more, so the next page is read. With RBAC on and a non-admin
+# service user, set the pack config's datastore_page_size to api.max_page_size.
+DEFAULT_PAGE_SIZE = 100000
+DEFAULT_HISTORY_TTL = 7 * 24 * 3600
+
+
+def group_key(group: str) -> str:
+    return GROUP_PREFIX + validate_group_name(group)
+
+
+def alert_key(group: str) -> str:
+    return group_key(group) + ".alert"
+
+
+def scaling_key(group: str) -> str:
+    return group_key(group) + ".scaling"
+
+
+def node_key(group: str, node: str) -> str:
+    return "%s.node.%s" % (group_key(group), validate_node_name(node))
+
+
+def history_prefix(group: str) -> str:
+    return HISTORY_PREFIX + validate_group_name(group) + "."
+
+
+def _list(datastore: Any, prefix: str, page_size: int) -> List[Any]:
+    items: List[Any] = []
+    offset = 0
+    while True:
+        page = datastore.list_values(local=False, prefix=prefix, limit=page_size, offset=offset)
+        page = list(page or [])
+        items.extend(page)
+        if len(page) < page_size:
+            return items
+        offset += len(page)
+
+
+def parse_records(items: List[Any]) -> Tuple[Dict[str, GroupState], List[str]]:
+    """Groups from the key-value pairs under ``autoscale.asg.``.
+
+    A record that cannot be read is reported in the returned problems and skipped; a group
+    whose spec cannot be read is skipped whole (its nodes are reported, not lost: their keys
+    stay in the datastore for an operator to inspect).
+    """
+    specs: Dict[str, Group] = {}
+    parts: Dict[str, Dict[str, Any]] = {}
+    problems: List[str] = []
+
+    for item in items:
+        key = item.name
+        if not key.startswith(GROUP_PREFIX):
+            continue
+        rest = key[len(GROUP_PREFIX):].split(".")
+        name = rest[0]
+        try:
+            if len(rest) == 1:
+                specs[name] = Group.from_json(item.value)
+                if specs[name].name != name:
+                    del specs[name]
+                    raise RecordError("its name does not match its key")
+            elif len(rest) == 2 and rest[1] == "alert":
+                parts.setdefault(name, {})["alert"] = AlertState.from_json(item.value)
+            elif len(rest) == 2 and rest[1] == "scaling":
+                parts.setdefault(name, {})["scaling"] = ScalingState.from_json(item.value)
+            elif len(rest) == 3 and rest[1] == "node":
+                node = Node.from_json(item.value)
+                if node.name != rest[2] or node.group != name:
+                    raise RecordError("its names do not match its key")
+                parts.setdefault(name, {}).setdefault("nodes", {})[node.name] = node
+            else:
+                raise RecordError("not a key of the autoscale layout")
+        except (RecordError, ValidationError) as exc:
+            problems.append("%s: %s; skipped" % (key, exc))
+
+    groups: Dict[str, GroupState] = {}
+    for name, spec in specs.items():
+        extra = parts.pop(name, {})
+        groups[name] = GroupState(
+            group=spec,
+            alert=extra.get("alert", AlertState()),
+            scaling=extra.get("scaling", ScalingState()),
+            nodes=extra.get("nodes", {}),
+        )
+    for name, extra in sorted(parts.items()):
+        count = len(extra.get("nodes", {})) + len([k for k in extra if k != "nodes"])
+        problems.append(
+            "%s%s: %d record(s) without a readable group spec; group skipped"
+            % (GROUP_PREFIX, name, count)
+        )
+    for problem in problems:
+        LOG.warning("autoscale datastore: %s", problem)
+    return groups, problems
+
+
+class Store:
+    """Reads and writes the pack's records through an st2 datastore service."""
+
+    def __init__(self, datastore: Any, page_size: int = DEFAULT_PAGE_SIZE,
+                 history_ttl: int = DEFAULT_HISTORY_TTL) -> None:
+        self.datastore = datastore
+        self.page_size = page_size
+        self.history_ttl = history_ttl
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def load_all(self) -> Tuple[Dict[str, GroupState], List[str]]:
+        """Every group with its alert, scaling state and nodes: one ``list_values`` call
+        (more only past ``page_size`` records)."""
+        return parse_records(_list(self.datastore, GROUP_PREFIX, self.page_size))
+
+    def load_group(self, name: str) -> Optional[GroupState]:
+        """One group and its records, or None when it does not exist. Raises RecordError when
+        its spec is unreadable, since an action on one group must not guess."""
+        prefix = group_key(name)
+        items = [
+            item for item in _list(self.datastore, prefix, self.page_size)
+            if item.name == prefix or item.name.startswith(prefix + ".")
+        ]
+        groups, problems = parse_records(items)
+        if name not in groups:
+            spec_problems = [p for p in problems if p.startswith(prefix + ":")]
+            if spec_problems:
+                raise RecordError(spec_problems[0])
+            return None
+        return groups[name]
+
+    def history(self, group: str, limit: int = 20) -> List[Event]:
+        """The newest ``limit`` events of a group, oldest first."""
+        events = []
+        for item in _list(self.datastore, history_prefix(group), self.page_size):
+            try:
+                events.append(Event.from_json(item.value))
+            except RecordError as exc:
+                LOG.warning("autoscale datastore: %s: %s; skipped", item.name, exc)
+        events.sort(key=lambda event: event.at)
+        return events[-limit:] if limit else events
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def _set(self, key: str, value: str, ttl: Optional[int] = None) -> None:
+        self.datastore.set_value(key, value, ttl=ttl, local=False)
+
+    def save_group(self, group: Group) -> None:
+        self._set(group_key(group.name), group.to_json())
+
+    def save_alert(self, group: str, alert: AlertState) -> None:
+        self._set(alert_key(group), alert.to_json())
+
+    def save_scaling(self, group: str, scaling: ScalingState) -> None:
+        self._set(scaling_key(group), scaling.to_json())
+
+    def save_node(self, node: Node) -> None:
+        self._set(node_key(node.group, node.name), node.to_json())
+
+    def delete_node(self, group: str, node: str) -> None:
+        self.datastore.delete_value(node_key(group, node), local=False)
+
+    def record_event(self, event: Event) -> str:
+        # Time first so keys sort chronologically; a random tail keeps two events of the same
+        # millisecond apart.
+        key = "%s%013d-%s" % (history_prefix(event.group), int(event.at * 1000),
+                              uuid.uuid4().hex[:8])
+        self._set(key, event.to_json(), ttl=self.history_ttl)
+        return key
+
+    def delete_group(self, name: str) -> List[str]:
+        """Delete every key of a group, its history included; returns the deleted keys."""
+        prefix = group_key(name)
+        keys = [
+            item.name for item in _list(self.datastore, prefix, self.page_size)
+            if item.name == prefix or item.name.startswith(prefix + ".")
+        ]
+        keys += [item.name for item in _list(self.datastore, history_prefix(name), self.page_size)]
+        # The spec last: if deletion stops half-way the group is still listed and can be
+        # deleted again.
+        keys.sort(key=lambda key: key == prefix)
+        for key in keys:
+            self.datastore.delete_value(key, local=False)
+        return keys

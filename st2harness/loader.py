@@ -1,0 +1,266 @@
+"""Load a pack's actions and sensors with exactly StackStorm's import paths.
+
+st2 runs every Python action and sensor in its own process. Its module search path is:
+
+* action: the pack virtualenv, then ``<pack>/actions/lib``, then the action file's own folder
+  (st2common.util.sandboxing.get_sandbox_python_path_for_python_action and
+  st2common.util.loader.register_plugin);
+* sensor: the pack virtualenv, then the sensor file's own folder, plus ``<pack>/lib`` only
+  when st2.conf sets ``[packs] enable_common_libs = True`` (st2reactor's process container).
+
+The pack folder itself is never on the path. Here each load runs in this process with
+``sys.path`` cut down to those folders plus this interpreter's own library folders, and with
+every loaded module that does not come with the interpreter hidden while the file runs, so
+an import that would fail in production fails here too, whatever the test imported before.
+The loaded class keeps the modules it imported; afterwards the process's module table is put
+back as it was.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import json
+import os
+import sys
+import traceback
+from typing import Any, Dict, List, NamedTuple, Optional
+
+import jsonschema
+import yaml
+
+from . import schema as st2schema
+from .base import base_classes
+from .datastore import Datastore
+from .services import ActionService, SensorService
+
+# Parameters a runner consumes itself; st2 does not pass them to run().
+RUNNER_PARAMETERS = {
+    "python-script": {"env": "object", "timeout": "integer", "log_level": "string",
+                      "debug": "boolean", "content_version": "string"},
+}
+
+
+class ActionResult(NamedTuple):
+    ok: bool
+    result: Any
+    error: str = ""
+
+
+def _inside(path: str, folder: str) -> bool:
+    path, folder = os.path.realpath(path), os.path.realpath(folder)
+    return path == folder or path.startswith(folder + os.sep)
+
+
+def _module_file(module: Any) -> Optional[str]:
+    path = getattr(module, "__file__", None)
+    if path:
+        return path
+    locations = getattr(getattr(module, "__spec__", None), "submodule_search_locations", None)
+    return next(iter(locations), None) if locations else None
+
+
+def _interpreter_paths() -> List[str]:
+    """This interpreter's own library folders (stdlib, its virtualenv's site-packages): what
+    st2's sandbox inherits. A virtualenv inside the pack folder still counts as the
+    interpreter's, as /opt/stackstorm/virtualenvs/<pack> does in production."""
+    prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+    return [p for p in sys.path if p and any(_inside(p, prefix) for prefix in prefixes)]
+
+
+def _outside_modules() -> Dict[str, Any]:
+    """Loaded modules that do not come with the interpreter: the pack's, the tests', this
+    harness's. None of them exists in an st2 action or sensor process."""
+    prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+    found = {}
+    for name, module in list(sys.modules.items()):
+        path = _module_file(module)
+        if path and not any(_inside(path, p) for p in prefixes):
+            found[name] = module
+    return found
+
+
+def exec_entry_point(file_path: str, front: List[str], back: List[str]) -> Any:
+    """Execute a pack file as st2 would and return its module.
+
+    ``front`` goes before the interpreter's own paths (st2's PYTHONPATH), ``back`` after
+    (st2's sys.path.append of the plugin folder). Nothing else of this process's path (the
+    test's own folders, the current directory) is visible.
+    """
+    saved_path = list(sys.path)
+    ours = _outside_modules()
+    for name in ours:
+        del sys.modules[name]
+    sys.path[:] = list(front) + _interpreter_paths() + list(back)
+    module_name = os.path.splitext(os.path.basename(file_path))[0]
+    try:
+        spec = importlib.util.spec_from_file_location(module_name, file_path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path[:] = saved_path
+        for name in _outside_modules():
+            del sys.modules[name]
+        sys.modules.update(ours)
+
+
+def _classes(module: Any, base: type) -> List[type]:
+    return [cls for _, cls in inspect.getmembers(module, inspect.isclass)
+            if issubclass(cls, base) and cls is not base and cls.__module__ == module.__name__]
+
+
+def _read_yaml(path: str) -> Any:
+    with open(path, encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+class LoadedAction:
+    def __init__(self, loader: PackLoader, meta: dict, cls: Optional[type]):
+        self.loader = loader
+        self.meta = meta
+        self.cls = cls
+        self.ref = "%s.%s" % (loader.pack, meta["name"])
+
+    def parameters_schema(self) -> dict:
+        properties = dict(self.meta.get("parameters") or {})
+        for name, kind in RUNNER_PARAMETERS.get(self.meta.get("runner_type"), {}).items():
+            properties.setdefault(name, {"type": kind})
+        return {"type": "object", "properties": properties, "additionalProperties": False}
+
+    def validate(self, params: Dict[str, Any]) -> Dict[str, Any]:
+        """Parameters as st2 would pass them: validated, defaults filled in."""
+        return st2schema.validate(params, self.parameters_schema())
+
+    def instance(self) -> Any:
+        service = ActionService(self.loader.datastore.service(self.loader.pack, self.cls.__name__))
+        return self.cls(config=self.loader.config, action_service=service)
+
+    def run(self, **params: Any) -> ActionResult:
+        """Run the action like the python-script runner: a validation error or an exception
+        fails the execution; ``(bool, result)`` sets the status; the result must be JSON."""
+        if self.cls is None:
+            raise TypeError("%s is not a python-script action" % self.ref)
+        try:
+            params = self.validate(params)
+        except jsonschema.ValidationError as exc:
+            return ActionResult(False, None, "parameter validation failed: %s" % exc.message)
+        runner_only = RUNNER_PARAMETERS.get(self.meta.get("runner_type"), {})
+        kwargs = {k: v for k, v in params.items() if k not in runner_only}
+        try:
+            result = self.instance().run(**kwargs)
+        except Exception:  # st2 reports the traceback as the execution's error
+            return ActionResult(False, None, traceback.format_exc())
+        ok = True
+        if isinstance(result, tuple) and len(result) == 2 and isinstance(result[0], bool):
+            ok, result = result
+        return ActionResult(ok, json.loads(json.dumps(result)))
+
+
+class PackLoader:
+    """One pack on disk, with the st2 datastore and config its actions and sensors get."""
+
+    def __init__(self, pack_dir: str, datastore: Optional[Datastore] = None,
+                 config: Optional[Dict[str, Any]] = None, enable_common_libs: bool = False):
+        self.pack_dir = os.path.abspath(pack_dir)
+        self.pack = _read_yaml(os.path.join(self.pack_dir, "pack.yaml"))["ref"]
+        self.datastore = datastore or Datastore()
+        self.enable_common_libs = enable_common_libs
+        self.config = self.pack_config(config or {})
+
+    # -- config ------------------------------------------------------------------------------
+
+    def pack_config(self, values: Dict[str, Any]) -> Dict[str, Any]:
+        """The config st2 hands to actions and sensors: checked against config.schema.yaml,
+        schema defaults filled in (st2 ContentPackConfigLoader + validate_config_against_schema).
+        Raises jsonschema.ValidationError as ``st2ctl reload --register-configs`` would fail."""
+        path = os.path.join(self.pack_dir, "config.schema.yaml")
+        if not os.path.exists(path):
+            return dict(values)
+        properties = _read_yaml(path) or {}
+        schema = {"type": "object", "properties": properties, "additionalProperties": True}
+        return st2schema.validate(values, schema)
+
+    # -- actions -----------------------------------------------------------------------------
+
+    def action_metadata(self) -> Dict[str, dict]:
+        folder = os.path.join(self.pack_dir, "actions")
+        found = {}
+        for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+            if name.endswith((".yaml", ".yml")):
+                meta = _read_yaml(os.path.join(folder, name))
+                if isinstance(meta, dict) and "name" in meta:
+                    found[meta["name"]] = meta
+        return found
+
+    def action(self, name: str) -> LoadedAction:
+        meta = self.action_metadata().get(name)
+        if meta is None:
+            raise LookupError("pack %s has no action %r" % (self.pack, name))
+        if meta.get("runner_type") != "python-script":
+            return LoadedAction(self, meta, None)
+        entry = meta["entry_point"]
+        if os.path.normpath(entry) != entry:
+            raise ValueError("entry_point %r is not normalised; st2 refuses to run it" % entry)
+        file_path = os.path.join(self.pack_dir, "actions", entry)
+        action_base, _, _ = base_classes()
+        module = exec_entry_point(
+            file_path,
+            front=[os.path.join(self.pack_dir, "actions", "lib")],
+            back=[os.path.dirname(os.path.realpath(file_path))],
+        )
+        classes = _classes(module, action_base)
+        if not classes:
+            raise LookupError('File "%s" has no action class' % file_path)
+        return LoadedAction(self, meta, classes[0])
+
+    # -- sensors -----------------------------------------------------------------------------
+
+    def sensor_metadata(self) -> List[dict]:
+        folder = os.path.join(self.pack_dir, "sensors")
+        found = []
+        for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+            if name.endswith((".yaml", ".yml")):
+                meta = _read_yaml(os.path.join(folder, name))
+                if isinstance(meta, dict):
+                    found.append(meta)
+        return found
+
+    def trigger_types(self) -> Dict[str, dict]:
+        """Every trigger type the pack's sensors register, by reference."""
+        types = {}
+        for meta in self.sensor_metadata():
+            for trigger_type in meta.get("trigger_types") or []:
+                types["%s.%s" % (self.pack, trigger_type["name"])] = trigger_type
+        return types
+
+    def sensor_class(self, class_name: str) -> type:
+        meta = next((m for m in self.sensor_metadata() if m.get("class_name") == class_name), None)
+        if meta is None:
+            raise LookupError("pack %s has no sensor %r" % (self.pack, class_name))
+        file_path = os.path.join(self.pack_dir, "sensors", meta["entry_point"])
+        _, sensor_base, _ = base_classes()
+        front = [os.path.join(self.pack_dir, "lib")] if self.enable_common_libs else []
+        module = exec_entry_point(file_path, front=front,
+                                  back=[os.path.dirname(os.path.realpath(file_path))])
+        cls = getattr(module, class_name, None)
+        if cls is None:
+            raise LookupError('Sensor module is missing a class with name "%s"' % class_name)
+        # st2 (loader._validate_methods) needs the base class's methods, not inheritance.
+        missing = [name for name in sorted(sensor_base.__abstractmethods__ | {"setup", "run"})
+                   if not callable(getattr(cls, name, None))]
+        if missing:
+            raise LookupError("sensor class %s lacks %s" % (class_name, ", ".join(missing)))
+        return cls
+
+    def sensor(self, class_name: str, poll_interval: Optional[int] = None, on_dispatch=None):
+        """A sensor instance wired to a recording ``SensorService``."""
+        cls = self.sensor_class(class_name)
+        _, _, polling_base = base_classes()
+        service = SensorService(
+            self.datastore.service(self.pack, class_name), self.trigger_types(),
+            pack=self.pack, class_name=class_name, on_dispatch=on_dispatch)
+        kwargs: Dict[str, Any] = {"sensor_service": service, "config": self.config}
+        if poll_interval and issubclass(cls, polling_base):
+            kwargs["poll_interval"] = poll_interval
+        return cls(**kwargs)
