@@ -166,19 +166,22 @@ class PackLoader:
         self.pack = _read_yaml(os.path.join(self.pack_dir, "pack.yaml"))["ref"]
         self.datastore = datastore or Datastore()
         self.enable_common_libs = enable_common_libs
-        self.config = self.pack_config(config or {})
+        self.config = self.pack_config(config)
 
     # -- config ------------------------------------------------------------------------------
 
-    def pack_config(self, values: Dict[str, Any]) -> Dict[str, Any]:
-        """The config st2 hands to actions and sensors: checked against config.schema.yaml,
-        schema defaults filled in (st2 ContentPackConfigLoader + validate_config_against_schema).
-        Raises jsonschema.ValidationError as ``st2ctl reload --register-configs`` would fail."""
+    def pack_config(self, values: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+        """The config st2 hands to actions and sensors, schema defaults filled in
+        (ContentPackConfigLoader). A config file is checked against config.schema.yaml as
+        ``st2ctl reload --register-configs`` does (raises jsonschema.ValidationError); with no
+        config file (None) st2 hands over the defaults alone, unchecked."""
         path = os.path.join(self.pack_dir, "config.schema.yaml")
         if not os.path.exists(path):
-            return dict(values)
+            return dict(values or {})
         properties = _read_yaml(path) or {}
         schema = {"type": "object", "properties": properties, "additionalProperties": True}
+        if values is None:
+            return st2schema.assign_defaults({}, schema)
         return st2schema.validate(values, schema)
 
     # -- actions -----------------------------------------------------------------------------
