@@ -4,10 +4,10 @@ import os
 
 import pytest
 import yaml
-from autoscale_core.model import Group, ValidationError
-from autoscale_core.settings import PolicySettings, governor_interval, group_defaults
 from conftest import ROOT
 
+from autoscale_core.model import Group, ValidationError
+from autoscale_core.settings import PolicySettings, governor_interval, group_defaults
 from st2harness import PackLoader
 
 
