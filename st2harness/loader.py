@@ -145,8 +145,10 @@ class LoadedAction:
             params = self.validate(params)
         except jsonschema.ValidationError as exc:
             return ActionResult(False, None, "parameter validation failed: %s" % exc.message)
-        runner_only = RUNNER_PARAMETERS.get(self.meta.get("runner_type"), {})
-        kwargs = {k: v for k, v in params.items() if k not in runner_only}
+        # st2 passes every declared parameter, None when unset and without a default, so a
+        # Python default in run() never applies to a declared parameter
+        # (st2common.util.param.render_final_params).
+        kwargs = {name: params.get(name) for name in self.meta.get("parameters") or {}}
         try:
             result = self.instance().run(**kwargs)
         except Exception:  # st2 reports the traceback as the execution's error

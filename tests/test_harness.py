@@ -280,7 +280,9 @@ RESULTS = """
 
 
     class Results(Action):
-        def run(self, mode, count=1):
+        def run(self, mode, count=1, note="python default"):
+            if mode == "note":
+                return note
             if mode == "tuple-fail":
                 return (False, {"why": "no"})
             if mode == "raise":
@@ -301,6 +303,7 @@ def test_action_parameters_and_results(mini_pack):
         parameters:
           mode: {type: string, required: true}
           count: {type: integer, default: 3}
+          note: {type: string}
     """)
     write(pack / "config.schema.yaml", """
         governor:
@@ -310,6 +313,7 @@ def test_action_parameters_and_results(mini_pack):
     """)
     action = PackLoader(str(pack), config={"governor": {}}).action("results")
     assert action.run(mode="ok") == (True, {"count": 3, "config": 30}, "")
+    assert action.run(mode="note") == (True, None, "")  # declared, unset: None, as in st2
     assert action.run(mode="tuple-fail") == (False, {"why": "no"}, "")
     assert "RuntimeError: boom" in action.run(mode="raise").error
     assert "Additional properties" in action.run(mode="ok", bogus=1).error
