@@ -18,7 +18,8 @@ What it guarantees (the property tests in tests/test_policy_properties.py check 
   ``warning_step``), and never while earlier nodes are still being added: booting capacity
   counts. Scale-in at most once per ``scale_in_cooldown``, counted from the last scale-in,
   the last scale-out and the end of the last alert, whichever is latest. A scale-in cooldown
-  never delays a scale-out.
+  never delays a scale-out. A scale-in never asks for more nodes than there are in service
+  and not protected: a protected node is never a victim.
 * Repair (capacity below the normal size) is not held by cooldowns, but like every scale-out
   it waits out the backoff after ``failure_threshold`` failed additions in a row.
 * An alert with no update for ``alert_max_age`` counts as over.
@@ -58,6 +59,7 @@ class Reason:
     SCALE_IN_COOLDOWN = "scale_in_cooldown"
     ADDING = "nodes_being_added"
     LEAVING = "nodes_leaving"
+    PROTECTED = "nodes_protected"
 
 
 @dataclass(frozen=True)
@@ -113,8 +115,13 @@ def backoff_until(state: GroupState, settings: PolicySettings) -> float:
     failures = state.scaling.consecutive_failures
     if failures < settings.failure_threshold:
         return 0.0
-    doublings = min(failures - settings.failure_threshold, 32)
-    delay = min(settings.backoff_initial * (2 ** doublings), settings.backoff_max)
+    doublings = failures - settings.failure_threshold
+    initial, most = settings.backoff_initial, settings.backoff_max
+    if initial > 0 and doublings >= int(most).bit_length():
+        # initial * 2**doublings > backoff_max: no need to build a huge number to know it.
+        delay = most
+    else:
+        delay = min(initial * (2 ** doublings), most)
     return state.scaling.last_failure_at + delay
 
 
@@ -159,13 +166,14 @@ def _evaluate(state: GroupState, now: float, settings: PolicySettings) -> ScaleD
     def none(reason: str, cause: str) -> ScaleDecision:
         return decision(Action.NONE, 0, reason, cause)
 
-    if group.paused:
-        return none(Reason.PAUSED, "group is paused: the governor leaves it alone")
-
     expired_note = ""
     if expired:
         expired_note = "%s expired (no update for %s); " % (
             _describe_alert(state), duration(settings.alert_max_age))
+
+    if group.paused:
+        return none(Reason.PAUSED, "%sgroup is paused: the governor leaves it alone"
+                    % expired_note)
 
     resume = backoff_until(state, settings)
     backing_off = now < resume
@@ -177,7 +185,7 @@ def _evaluate(state: GroupState, now: float, settings: PolicySettings) -> ScaleD
 
     if capacity < normal:
         if backing_off:
-            return none(Reason.BACKOFF, backoff_cause)
+            return none(Reason.BACKOFF, expired_note + backoff_cause)
         count = normal - capacity
         return decision(
             Action.REPAIR, count, Reason.REPAIR,
@@ -222,12 +230,24 @@ def _evaluate(state: GroupState, now: float, settings: PolicySettings) -> ScaleD
     if leaving:
         return none(Reason.LEAVING, "%sno alert; waiting for %s still leaving before removing "
                     "more" % (expired_note, _nodes(leaving)))
+    # Victims are in-service nodes that are not protected; never ask for more than exist.
+    removable = sum(1 for node in state.nodes.values()
+                    if node.state == NodeState.IN_SERVICE and not node.protected)
+    if not removable:
+        return none(Reason.PROTECTED, "%sno alert; %s above the normal size of %d, but every "
+                    "node in service is protected: nothing to remove"
+                    % (expired_note, _nodes(capacity - normal), normal))
+
+    def removing(wanted: int) -> Tuple[int, str]:
+        count = min(wanted, removable)
+        return count, _nodes(count) + (" (the others are protected)" if count < wanted else "")
+
     if capacity > group.max_size:
-        count = capacity - group.max_size
+        count, text = removing(capacity - group.max_size)
         return decision(
             Action.SCALE_IN, count, Reason.OVER_MAX,
             "%s%s in service, above the maximum of %d: removing %s"
-            % (expired_note, _nodes(capacity), group.max_size, _nodes(count)),
+            % (expired_note, _nodes(capacity), group.max_size, text),
         )
     quiet_since = max(state.scaling.last_scale_in_at, state.scaling.last_scale_out_at,
                       alert_ended)
@@ -238,12 +258,12 @@ def _evaluate(state: GroupState, now: float, settings: PolicySettings) -> ScaleD
                     % (expired_note, _nodes(capacity - normal), normal,
                        duration(group.scale_in_cooldown - waited),
                        duration(group.scale_in_cooldown)))
-    count = min(group.deflate_by, capacity - normal)
+    count, text = removing(min(group.deflate_by, capacity - normal))
     calm = "no alert for %s" % duration(waited) if quiet_since else "no alert"
     return decision(
         Action.SCALE_IN, count, Reason.RECOVERED,
         "%s%s: removing %s (%d → %d, normal size %d)"
-        % (expired_note, calm, _nodes(count), capacity, capacity - count, normal),
+        % (expired_note, calm, text, capacity, capacity - count, normal),
     )
 
 
