@@ -6,14 +6,10 @@ its test checks the action, the count and that the cause names the facts an oper
 ``test_every_reason_has_an_example`` fails when a Reason is added without an example here.
 """
 
-import os
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+import pytest
 
-import pytest  # noqa: E402
-
-from autoscale_core import model, policy, settings  # noqa: E402
+from autoscale_core import model, policy, settings
 
 Action = policy.Action
 Reason = policy.Reason

@@ -15,18 +15,14 @@ records.
 from __future__ import annotations
 
 import copy
-import os
-import sys
 from dataclasses import dataclass, field, replace
 from typing import Dict, List, Optional, Tuple
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+import hypothesis
+from hypothesis import given
+from hypothesis import strategies as st
 
-import hypothesis  # noqa: E402
-from hypothesis import given  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from autoscale_core import model, policy, settings  # noqa: E402
+from autoscale_core import model, policy, settings
 
 Action = policy.Action
 Reason = policy.Reason
