@@ -143,7 +143,7 @@ class LoadedAction:
             raise TypeError("%s is not a python-script action" % self.ref)
         try:
             params = self.validate(params)
-        except jsonschema.ValidationError as exc:
+        except (jsonschema.ValidationError, jsonschema.SchemaError) as exc:
             return ActionResult(False, None, "parameter validation failed: %s" % exc.message)
         # st2 passes every declared parameter, None when unset and without a default, so a
         # Python default in run() never applies to a declared parameter

@@ -101,6 +101,6 @@ class SensorService(_DatastoreMethods):
             return None
         try:
             st2schema.validate(payload, payload_schema)
-        except jsonschema.ValidationError as exc:
+        except (jsonschema.ValidationError, jsonschema.SchemaError) as exc:
             return exc.message
         return None

@@ -14,17 +14,30 @@ commit st2 3.9 pins, 5ba1467, i.e. 1.6.0 + fixes); each check names the files it
 Where the checker is stricter than st2 (it flags something st2 registers but that can never
 work, or that silently does nothing), the docstring says so.
 
-Dependencies: PyYAML and jsonschema only. Python 3.8-compatible.
+Instances (a config example, rule trigger parameters, policy parameters) are validated with
+``st2harness.schema``, this repo's mirror of st2's CustomValidator.
+
+Dependencies: PyYAML, jsonschema and st2harness (this repo). Python 3.8-compatible.
 """
 
 import ast
+import copy
+import functools
 import json
 import os
 import re
+import sys
 
 import jsonschema
 import yaml
 from jsonschema.validators import Draft4Validator, validator_for
+
+# For ``python tests/packcheck.py <dir>``: st2harness lives at the repo root.
+_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _REPO_ROOT not in sys.path:
+    sys.path.insert(0, _REPO_ROOT)
+
+from st2harness import schema as st2schema  # noqa: E402
 
 __all__ = [
     "check_pack",
@@ -120,7 +133,7 @@ def _parse_param_spec(spec):
     return params
 
 
-RUNNER_PARAMETERS = dict((name, _parse_param_spec(spec)) for name, spec in _RUNNER_SPEC.items())
+RUNNER_PARAMETERS = {name: _parse_param_spec(spec) for name, spec in _RUNNER_SPEC.items()}
 for _alias, _target in RUNNER_ALIASES.items():
     RUNNER_PARAMETERS[_alias] = RUNNER_PARAMETERS[_target]
 
@@ -229,45 +242,47 @@ _SHIPPED_ACTIONS_SPEC = {
 }
 SHIPPED_PACKS = frozenset(["core", "chatops", "packs", "linux", "default"])
 
+
+def _parameters_schema(properties, additional=False):
+    """The object schema st2 validates parameters against (st2common/util/schema
+    get_schema_for_resource_parameters); st2's own trigger parameter schemas have this shape."""
+    return {"type": "object", "properties": properties, "additionalProperties": additional}
+
+
 # st2common/constants/triggers.py (pack "core"): the timer and webhook trigger types, whose
 # rule parameters st2 always validates, and the internal ones st2 registers for itself.
-_INTERVAL_UNITS = ["weeks", "days", "hours", "minutes", "seconds"]
-_CRON_FIELD = {"anyOf": [{"type": "string"}, {"type": "integer"}]}
+# ("format": "date-time" is left out: st2 validates without a format checker.)
+_CRON_FIELD_RANGES = {
+    "year": None, "month": (1, 12), "day": (1, 31), "week": (1, 53), "day_of_week": (0, 6),
+    "hour": (0, 23), "minute": (0, 59), "second": (0, 59),
+}  # fmt: skip
+
+
+def _cron_field(bounds):
+    field = {"anyOf": [{"type": "string"}, {"type": "integer"}]}
+    if bounds:
+        field["minimum"], field["maximum"] = bounds
+    return field
+
+
 SYSTEM_TRIGGER_TYPES = {
-    "core.st2.webhook": {
-        "type": "object",
-        "properties": {"url": {"type": "string"}},
-        "required": ["url"],
-        "additionalProperties": False,
-    },
-    "core.st2.IntervalTimer": {
-        "type": "object",
-        "properties": {
+    "core.st2.webhook": _parameters_schema({"url": {"type": "string", "required": True}}),
+    "core.st2.IntervalTimer": _parameters_schema(
+        {
             "timezone": {"type": "string"},
-            "unit": {"enum": _INTERVAL_UNITS},
-            "delta": {"type": "integer"},
-        },
-        "required": ["unit", "delta"],
-        "additionalProperties": False,
-    },
-    "core.st2.DateTimer": {
-        "type": "object",
-        "properties": {"timezone": {"type": "string"}, "date": {"type": "string"}},
-        "required": ["date"],
-        "additionalProperties": False,
-    },
-    "core.st2.CronTimer": {
-        "type": "object",
-        "properties": dict(
+            "unit": {"enum": ["weeks", "days", "hours", "minutes", "seconds"], "required": True},
+            "delta": {"type": "integer", "required": True},
+        }
+    ),
+    "core.st2.DateTimer": _parameters_schema(
+        {"timezone": {"type": "string"}, "date": {"type": "string", "required": True}}
+    ),
+    "core.st2.CronTimer": _parameters_schema(
+        dict(
             [("timezone", {"type": "string"})]
-            + [
-                (f, _CRON_FIELD)
-                for f in ("year", "month", "day", "week", "day_of_week", "hour", "minute")
-            ]
-            + [("second", _CRON_FIELD)]
-        ),
-        "additionalProperties": False,
-    },
+            + [(name, _cron_field(bounds)) for name, bounds in _CRON_FIELD_RANGES.items()]
+        )
+    ),
     "core.st2.generic.actiontrigger": None,
     "core.st2.generic.notifytrigger": None,
     "core.st2.action.file_written": None,
@@ -281,12 +296,9 @@ SYSTEM_TRIGGER_TYPES = {
 }
 # Trigger types of the sensors shipped in contrib/ (contrib/linux/sensors/file_watch_sensor.yaml).
 SHIPPED_TRIGGER_TYPES = {
-    "linux.file_watch.line": {
-        "type": "object",
-        "properties": {"file_path": {"type": "string"}},
-        "required": ["file_path"],
-        "additionalProperties": False,
-    },
+    "linux.file_watch.line": _parameters_schema(
+        {"file_path": {"type": "string", "required": True}}
+    ),
 }
 
 # st2common/st2common/operators.py: get_allowed_operators()
@@ -300,36 +312,30 @@ CRITERIA_OPERATORS = frozenset(
     ]
 )  # fmt: skip
 
-# st2common/st2common/policies/meta/*.yaml; ref = "<resource_type>.<name>"
-# (st2common/models/db/policy.py). Parameters are validated with additionalProperties false
-# (st2common/models/api/policy.py + util/schema get_schema_for_resource_parameters).
-_POLICY_ACTION = {"type": "string", "enum": ["delay", "cancel"]}
+# st2common/st2common/policies/meta/*.yaml: parameters per policy type, ref
+# "<resource_type>.<name>" (st2common/models/db/policy.py). st2 validates them as
+# _parameters_schema(...) with additionalProperties false (st2common/models/api/policy.py).
+_POLICY_THRESHOLD = {"type": "integer", "required": True}
+_POLICY_ACTION = {"type": "string", "default": "delay", "enum": ["delay", "cancel"]}
 POLICY_TYPES = {
-    "action.concurrency": {
-        "properties": {"threshold": {"type": "integer"}, "action": _POLICY_ACTION},
-        "required": ["threshold"],
-    },
+    "action.concurrency": {"threshold": _POLICY_THRESHOLD, "action": _POLICY_ACTION},
     "action.concurrency.attr": {
-        "properties": {
-            "threshold": {"type": "integer"},
-            "action": _POLICY_ACTION,
-            "attributes": {
-                "type": "array",
-                "uniqueItems": True,
-                "items": {"type": "string", "minLength": 1},
-            },
+        "threshold": _POLICY_THRESHOLD,
+        "action": _POLICY_ACTION,
+        "attributes": {
+            "type": "array",
+            "uniqueItems": True,
+            "items": {"type": "string", "minLength": 1},
         },
-        "required": ["threshold"],
     },
     "action.retry": {
-        "properties": {
-            "retry_on": {"type": "string", "enum": ["failure", "timeout"]},
-            "max_retry_count": {"type": "integer", "minimum": 1, "maximum": 5},
-            "delay": {"type": "number", "minimum": 0, "maximum": 120},
+        "retry_on": {"type": "string", "required": True, "enum": ["failure", "timeout"]},
+        "max_retry_count": {
+            "type": "integer", "required": True, "minimum": 1, "maximum": 5, "default": 2,
         },
-        "required": ["retry_on"],
+        "delay": {"type": "number", "required": False, "minimum": 0, "maximum": 120},
     },
-}
+}  # fmt: skip
 
 # orquesta/events.py ENGINE_EVENT_MAP (also RESERVED_TASK_NAMES in specs/native/v1/models.py)
 ORQUESTA_ENGINE_COMMANDS = frozenset(["continue", "fail", "noop", "retry"])
@@ -374,6 +380,7 @@ ALIAS_KEYS = frozenset(
         "ack", "result", "extra", "immutable_parameters", "metadata_file",
     ]
 )  # fmt: skip
+ALIAS_FORMAT_KEYS = frozenset(["display", "representation", "match_multiple"])
 TRIGGER_TYPE_KEYS = frozenset(
     [
         "id", "ref", "uid", "name", "pack", "description", "payload_schema",
@@ -392,6 +399,14 @@ POLICY_KEYS = frozenset(
         "policy_type", "parameters", "metadata_file",
     ]
 )  # fmt: skip
+# Metadata folder -> (what st2 registers from it, its API model keys, the key that names it).
+RESOURCE_FOLDERS = {
+    "actions": ("action", ACTION_KEYS, "name"),
+    "rules": ("rule", RULE_KEYS, "name"),
+    "aliases": ("alias", ALIAS_KEYS, "name"),
+    "sensors": ("sensor", SENSOR_KEYS, "class_name"),
+    "policies": ("policy", POLICY_KEYS, "name"),
+}
 WORKFLOW_KEYS = frozenset(["version", "description", "input", "vars", "output", "tasks"])
 TASK_KEYS = frozenset(["delay", "join", "with", "action", "input", "retry", "next"])
 TRANSITION_KEYS = frozenset(["when", "publish", "do"])
@@ -475,19 +490,66 @@ def _read_meta(path):
 
 
 def _meta_files(pack_dir, subdir):
-    """Metadata files st2 registers from <pack>/<subdir> (non-recursive, like the glob)."""
+    """(path, content) of the metadata files st2 registers from <pack>/<subdir> (non-recursive,
+    like the glob) that parse; check_yaml_parses reports the others."""
     base = os.path.join(pack_dir, subdir)
-    if not os.path.isdir(base):
-        return []
-    result = []
-    for name in sorted(os.listdir(base)):
+    for name in sorted(os.listdir(base)) if os.path.isdir(base) else []:
         path = os.path.join(base, name)
+        # actionsregistrar.py skips the legacy "actions/config.<ext>" file.
+        if subdir == "actions" and os.path.splitext(name)[0] == "config":
+            continue
         if os.path.isfile(path) and name.endswith(METADATA_EXTENSIONS):
-            # actionsregistrar.py skips the legacy "actions/config.<ext>" file.
-            if subdir == "actions" and os.path.splitext(name)[0] == "config":
-                continue
-            result.append(path)
-    return result
+            meta = _read_meta(path)
+            if meta is not _MISSING:
+                yield path, meta
+
+
+def _resources(pack, folder, problems):
+    """(rel, metadata) of every file st2 registers from <pack>/<folder> (RESOURCE_FOLDERS) and
+    that is a mapping, after what every st2 API model checks: only the model's keys, its
+    name present and unique in the folder (st2 keeps only one resource per ref), ``pack``
+    equal to the pack ref, ``enabled`` a boolean."""
+    what, keys, name_key = RESOURCE_FOLDERS[folder]
+    names = {}
+    for path, meta in _meta_files(pack.dir, folder):
+        rel = _rel(pack.dir, path)
+        if not isinstance(meta, dict):
+            problems.append("%s: %s metadata must be a mapping" % (rel, what))
+            continue
+        _check_api_keys(rel, meta, what, keys, pack, problems)
+        name = meta.get(name_key)
+        if not isinstance(name, str) or not name:
+            problems.append("%s: %r is required" % (rel, name_key))
+        elif name in names:
+            problems.append(
+                "%s: %s %s %r is also used by %s (st2 keeps only one)"
+                % (rel, what, name_key, name, names[name])
+            )
+        else:
+            names[name] = rel
+        if "enabled" in meta and not isinstance(meta["enabled"], bool):
+            problems.append("%s: enabled must be true or false" % rel)
+        yield rel, meta
+
+
+def _unknown_keys(mapping, allowed):
+    """The keys of ``mapping`` not in ``allowed``, sorted and joined; "" when there are none."""
+    return ", ".join(map(str, sorted(set(mapping) - allowed, key=str)))
+
+
+def _check_keys(where, mapping, allowed, problems, why=""):
+    unknown = _unknown_keys(mapping, allowed)
+    if unknown:
+        problems.append("%s: unknown key(s) %s%s" % (where, unknown, why))
+
+
+def _check_api_keys(where, meta, what, keys, pack, problems):
+    """Only the keys of the st2 API model (additionalProperties false); pack, if given, is ours."""
+    _check_keys(where, meta, keys, problems, " (st2 rejects the %s)" % what)
+    if "pack" in meta and meta["pack"] != pack.ref:
+        problems.append(
+            "%s: pack %r differs from the pack ref %r" % (where, meta["pack"], pack.ref)
+        )
 
 
 def _rel(pack_dir, path):
@@ -523,6 +585,23 @@ def _entry_point_problem(resource_dir, entry_point):
     return None
 
 
+def _entry_point_file(pack, folder, rel, entry_point, problems):
+    """The file an entry_point names below <pack>/<folder>; None, with the problem, when st2
+    would refuse the path or the file does not exist."""
+    why = _entry_point_problem(folder, entry_point)
+    if why:
+        problems.append("%s: %s" % (rel, why))
+        return None
+    target = os.path.join(pack.dir, folder, entry_point)
+    if not os.path.isfile(target):
+        problems.append(
+            "%s: entry_point %r does not exist (looked for %s/%s)"
+            % (rel, entry_point, folder, entry_point)
+        )
+        return None
+    return target
+
+
 def _pack_name_from_dependency(dep):
     """'https://github.com/StackStorm-Exchange/stackstorm-st2.git=1.0.0' -> 'st2'."""
     name = dep.split("=", 1)[0].rstrip("/")
@@ -549,63 +628,57 @@ class _Pack:
             self.ref = name
         else:
             self.ref = os.path.basename(self.dir)
-        deps = self.meta.get("dependencies") or []
-        self.dependencies = set()
-        if isinstance(deps, list):
-            for dep in deps:
-                if isinstance(dep, str):
-                    self.dependencies.add(_pack_name_from_dependency(dep))
-        self._actions = None
-        self._trigger_types = None
+        deps = self.meta.get("dependencies")
+        self.dependencies = set(
+            _pack_name_from_dependency(dep)
+            for dep in (deps if isinstance(deps, list) else [])
+            if isinstance(dep, str)
+        )
 
-    @property
+    @functools.cached_property
     def actions(self):
-        """{action name: (metadata path, metadata dict)} for well-formed action files."""
-        if self._actions is None:
-            self._actions = {}
-            for path in _meta_files(self.dir, "actions"):
-                meta = _read_meta(path)
-                if isinstance(meta, dict) and isinstance(meta.get("name"), str):
-                    self._actions.setdefault(meta["name"], (path, meta))
-        return self._actions
+        """{action name: metadata} for well-formed action files (the first file wins)."""
+        actions = {}
+        for _path, meta in _meta_files(self.dir, "actions"):
+            if isinstance(meta, dict) and isinstance(meta.get("name"), str):
+                actions.setdefault(meta["name"], meta)
+        return actions
 
-    @property
+    @functools.cached_property
     def trigger_types(self):
-        """{trigger type name: (metadata path, definition)} from sensors/ and triggers/."""
-        if self._trigger_types is None:
-            self._trigger_types = {}
-            for path, definition in self.iter_trigger_type_definitions():
-                name = definition.get("name")
-                if isinstance(name, str):
-                    self._trigger_types.setdefault(name, (path, definition))
-        return self._trigger_types
+        """{trigger type name: definition} from sensors/ and triggers/."""
+        types = {}
+        for _path, definition in self.iter_trigger_type_definitions():
+            if isinstance(definition.get("name"), str):
+                types.setdefault(definition["name"], definition)
+        return types
 
     def iter_trigger_type_definitions(self):
-        for path in _meta_files(self.dir, "sensors"):
-            meta = _read_meta(path)
+        """(path, definition) of each trigger type declared under ``trigger_types:`` in
+        sensors/*.yaml, or as one of triggers/*.yaml (st2common/bootstrap/triggersregistrar.py)."""
+        for path, meta in _meta_files(self.dir, "sensors"):
             if isinstance(meta, dict) and isinstance(meta.get("trigger_types"), list):
                 for item in meta["trigger_types"]:
                     if isinstance(item, dict):
                         yield path, item
-        # st2common/bootstrap/triggersregistrar.py: one trigger type per triggers/*.yaml.
-        for path in _meta_files(self.dir, "triggers"):
-            meta = _read_meta(path)
+        for path, meta in _meta_files(self.dir, "triggers"):
             if isinstance(meta, dict):
                 yield path, meta
 
     def resolve_action(self, ref):
         """Resolve an action ref.
 
-        Returns (kind, detail): ("own", (path, meta)), ("known", (runner, params)) for the
-        packs shipped with st2, ("external", None) for a pack listed in pack.yaml
-        dependencies, or ("missing", reason).
+        Returns (kind, detail): ("own", (runner, parameters)) for this pack's actions,
+        ("known", (runner, parameters)) for the packs shipped with st2, ("external", None) for
+        a pack listed in pack.yaml dependencies, or ("missing", reason).
         """
         if not isinstance(ref, str) or "." not in ref:
             return "missing", "%r is not an action reference (<pack>.<action>)" % (ref,)
         pack, name = ref.split(".", 1)
         if pack == self.ref:
             if name in self.actions:
-                return "own", self.actions[name]
+                meta = self.actions[name]
+                return "own", (meta.get("runner_type"), meta.get("parameters"))
             return "missing", "action %r is not defined in actions/ of this pack" % ref
         if ref in _SHIPPED_ACTIONS_SPEC:
             runner, spec = _SHIPPED_ACTIONS_SPEC[ref]
@@ -629,19 +702,27 @@ class _Pack:
         """Union of runner and action parameters (action wins), as st2 builds it in
         st2common/util/action_db.py get_action_parameters_specs(); None if unknown."""
         kind, detail = self.resolve_action(ref)
-        if kind == "own":
-            meta = detail[1]
-            runner = meta.get("runner_type")
-            action_params = meta.get("parameters")
-        elif kind == "known":
-            runner, action_params = detail
-        else:
+        if kind not in ("own", "known"):
             return None
+        runner, action_params = detail
         specs = dict(_runner_params(runner))
         if isinstance(action_params, dict):
             for name, value in action_params.items():
                 specs[name] = value if isinstance(value, dict) else {}
         return specs
+
+    def referenced_action_specs(self, where, ref, label, problems):
+        """Parameter specs of the action a ``label`` key (action_ref, resource_ref, ...) names;
+        None, with the problem, when the key is missing or the action does not exist, and
+        None when the action belongs to a dependency."""
+        if not isinstance(ref, str):
+            problems.append("%s: %r is required" % (where, label))
+            return None
+        kind, detail = self.resolve_action(ref)
+        if kind == "missing":
+            problems.append("%s: %s: %s" % (where, label, detail))
+            return None
+        return self.action_parameter_specs(ref)
 
 
 def _runner_params(runner):
@@ -662,52 +743,36 @@ def _required_params(specs):
 # --------------------------------------------------------------------------------------------
 
 
-def _draft4(schema):
-    """Rewrite st2's draft-3 style ``required: true`` inside properties into draft-4 lists.
-
-    st2 validates with a Draft4-based validator whose "properties" keyword is the draft-3 one
-    (st2common/util/schema/__init__.py CustomValidator), so both spellings work there. Also
-    drops the st2-only attributes secret/position/immutable.
-    """
+def _without_st2_attributes(schema):
+    """The schema minus what only st2's meta-schema (st2common/util/schema/custom.json) allows:
+    a property's own ``required: true`` and the secret/position/immutable attributes."""
     if isinstance(schema, list):
-        return [_draft4(item) for item in schema]
+        return [_without_st2_attributes(item) for item in schema]
     if not isinstance(schema, dict):
         return schema
     result = {}
     for key, value in schema.items():
-        if key in ("secret", "position", "immutable"):
+        if key in ("secret", "position", "immutable") or (
+            key == "required" and isinstance(value, bool)
+        ):
             continue
-        if key == "required" and isinstance(value, bool):
-            continue
-        if key in ("properties", "patternProperties", "definitions") and isinstance(value, dict):
-            result[key] = dict((k, _draft4(v)) for k, v in value.items())
-        elif key == "dependencies" and isinstance(value, dict):
-            result[key] = dict(
-                (k, v if isinstance(v, list) else _draft4(v)) for k, v in value.items()
-            )
-        elif key in ("enum", "default", "const", "examples"):
+        if key in ("enum", "default", "const", "examples"):
             result[key] = value
+        elif key in ("properties", "patternProperties", "definitions", "dependencies") and (
+            isinstance(value, dict)
+        ):
+            result[key] = {name: _without_st2_attributes(sub) for name, sub in value.items()}
         else:
-            result[key] = _draft4(value)
-    props = schema.get("properties")
-    if isinstance(props, dict):
-        required = [
-            k for k, v in props.items() if isinstance(v, dict) and v.get("required") is True
-        ]
-        existing = schema.get("required")
-        if isinstance(existing, list):
-            required = list(existing) + [k for k in required if k not in existing]
-        if required:
-            result["required"] = required
+            result[key] = _without_st2_attributes(value)
     return result
 
 
 def _schema_errors(schema):
-    """Problems with a JSON schema (st2 style, see _draft4); [] when it is valid."""
-    converted = _draft4(schema)
+    """Problems with a JSON schema, checked against the draft-4 meta-schema (or the one its
+    $schema names) once st2's own attributes are set aside; [] when it is valid."""
+    plain = _without_st2_attributes(schema)
     try:
-        cls = validator_for(converted, default=Draft4Validator)
-        cls.check_schema(converted)
+        validator_for(plain, default=Draft4Validator).check_schema(plain)
     except jsonschema.exceptions.SchemaError as exc:
         where = "/".join(str(p) for p in exc.path)
         return ["%s%s" % ("at %s: " % where if where else "", exc.message)]
@@ -715,47 +780,62 @@ def _schema_errors(schema):
 
 
 def _instance_errors(instance, schema):
-    converted = _draft4(schema)
-    validator = Draft4Validator(converted)
+    """Every error st2 finds validating ``instance`` (st2common/util/schema validate() with
+    use_default and allow_default_none, mirrored by st2harness.schema), as "path: message";
+    st2 raises only one of them."""
+    instance = st2schema.assign_defaults(copy.deepcopy(instance), schema)
+    validator = st2schema.CustomValidator(st2schema.allow_default_none(schema))
     errors = []
-    for error in sorted(validator.iter_errors(instance), key=lambda e: list(e.path)):
-        where = ".".join(str(p) for p in error.path)
+    for error in sorted(validator.iter_errors(instance), key=lambda e: [str(p) for p in e.path]):
+        # Draft 3's "required" puts the missing property itself on the path.
+        path = list(error.path)[:-1] if error.validator == "required" else error.path
+        where = ".".join(str(p) for p in path)
         errors.append("%s%s" % ("%s: " % where if where else "", error.message))
     return errors
 
 
-def _check_nested_types(schema, where, problems, prefix):
-    """Types of nested sub-schemas (properties/items/...) must be JSON schema types."""
+def _subschemas(schema, where):
+    """(where, property name or None, sub-schema) for each schema nested directly in
+    ``schema``: properties, patternProperties, items, additionalProperties, anyOf/oneOf/allOf."""
+    for key in ("properties", "patternProperties"):
+        nested = schema.get(key)
+        for name, sub in nested.items() if isinstance(nested, dict) else ():
+            yield ("%s.%s" % (where, name) if where else str(name)), name, sub
+    items = schema.get("items")
+    if isinstance(items, dict):
+        yield where + "[]", None, items
+    elif isinstance(items, list):
+        for index, sub in enumerate(items):
+            yield "%s[%d]" % (where, index), None, sub
+    if isinstance(schema.get("additionalProperties"), dict):
+        yield where + ".*", None, schema["additionalProperties"]
+    for key in ("anyOf", "oneOf", "allOf"):
+        alternatives = schema.get(key)
+        for sub in alternatives if isinstance(alternatives, list) else ():
+            yield where, None, sub
+
+
+def _check_nested_types(schema, where, prefix, problems):
+    """Types of a schema and the schemas nested in it must be JSON schema types."""
     if not isinstance(schema, dict):
         return
     stype = schema.get("type")
-    if stype is not None:
-        types = stype if isinstance(stype, list) else [stype]
-        for item in types:
-            if not (isinstance(item, str) and item in JSON_SCHEMA_TYPES):
-                problems.append(
-                    "%s: %s has type %r, which is not a JSON schema type (%s)"
-                    % (prefix, where, item, ", ".join(sorted(JSON_SCHEMA_TYPES)))
-                )
-    for key in ("properties", "patternProperties"):
-        sub = schema.get(key)
-        if isinstance(sub, dict):
-            for name, value in sub.items():
-                _check_nested_types(value, "%s.%s" % (where, name), problems, prefix)
-    items = schema.get("items")
-    if isinstance(items, dict):
-        _check_nested_types(items, where + "[]", problems, prefix)
-    elif isinstance(items, list):
-        for index, value in enumerate(items):
-            _check_nested_types(value, "%s[%d]" % (where, index), problems, prefix)
-    additional = schema.get("additionalProperties")
-    if isinstance(additional, dict):
-        _check_nested_types(additional, where + ".*", problems, prefix)
-    for key in ("anyOf", "oneOf", "allOf"):
-        alternatives = schema.get(key)
-        if isinstance(alternatives, list):
-            for value in alternatives:
-                _check_nested_types(value, where, problems, prefix)
+    for item in stype if isinstance(stype, list) else [] if stype is None else [stype]:
+        if not (isinstance(item, str) and item in JSON_SCHEMA_TYPES):
+            problems.append(
+                "%s: %s has type %r, which is not a JSON schema type (%s)"
+                % (prefix, where, item, ", ".join(sorted(JSON_SCHEMA_TYPES)))
+            )
+    for sub_where, _name, sub in _subschemas(schema, where):
+        _check_nested_types(sub, sub_where, prefix, problems)
+
+
+def _json_unique(values):
+    """No two values are equal as JSON (values JSON cannot encode are not compared)."""
+    try:
+        return len(set(json.dumps(v, sort_keys=True) for v in values)) == len(values)
+    except (TypeError, ValueError):
+        return True
 
 
 def _check_parameter_definitions(params, prefix, what, problems):
@@ -772,54 +852,40 @@ def _check_parameter_definitions(params, prefix, what, problems):
         return
     for name, definition in params.items():
         before = len(problems)
-        label = "%s %r" % (what.rstrip("s"), name)
+        at = "%s: %s %r" % (prefix, what.rstrip("s"), name)
         if not isinstance(name, str) or not _PARAM_NAME.match(name):
-            problems.append("%s: %s: invalid name (st2 allows only [a-zA-Z0-9_])" % (prefix, label))
+            problems.append("%s: invalid name (st2 allows only [a-zA-Z0-9_])" % at)
         if not isinstance(definition, dict):
-            problems.append("%s: %s: definition must be a mapping" % (prefix, label))
+            problems.append("%s: definition must be a mapping" % at)
             continue
-        unknown = sorted(set(definition) - PARAM_ATTRIBUTES)
+        unknown = _unknown_keys(definition, PARAM_ATTRIBUTES)
         if unknown:
             problems.append(
-                "%s: %s: attribute(s) %s not allowed by st2's parameter schema "
-                "(st2common/util/schema/action_params.json)" % (prefix, label, ", ".join(unknown))
+                "%s: attribute(s) %s not allowed by st2's parameter schema "
+                "(st2common/util/schema/action_params.json)" % (at, unknown)
             )
         ptype = definition.get("type")
         if ptype is not None and not (isinstance(ptype, str) and ptype in JSON_SCHEMA_TYPES):
             problems.append(
-                "%s: %s: type %r is not one of %s (st2 allows a single type here)"
-                % (prefix, label, ptype, ", ".join(sorted(JSON_SCHEMA_TYPES)))
+                "%s: type %r is not one of %s (st2 allows a single type here)"
+                % (at, ptype, ", ".join(sorted(JSON_SCHEMA_TYPES)))
             )
         for flag in ("required", "secret", "immutable"):
             if flag in definition and not isinstance(definition[flag], bool):
-                problems.append("%s: %s: %r must be true or false" % (prefix, label, flag))
-        if "position" in definition:
-            pos = definition["position"]
-            if isinstance(pos, bool) or not isinstance(pos, (int, float)) or pos < 0:
-                problems.append("%s: %s: position must be a number >= 0" % (prefix, label))
-        if "enum" in definition:
-            enum = definition["enum"]
-            if not isinstance(enum, list) or not enum:
-                problems.append("%s: %s: enum must be a non-empty list" % (prefix, label))
-            else:
-                try:
-                    unique = len(set(json.dumps(v, sort_keys=True) for v in enum)) == len(enum)
-                except (TypeError, ValueError):
-                    unique = True
-                if not unique:
-                    problems.append("%s: %s: enum values must be unique" % (prefix, label))
-        for key in ("properties", "patternProperties"):
-            sub = definition.get(key)
-            if isinstance(sub, dict):
-                for sub_name, value in sub.items():
-                    _check_nested_types(value, "%s.%s" % (name, sub_name), problems, prefix)
-        for key in ("items", "additionalProperties"):
-            if isinstance(definition.get(key), (dict, list)):
-                wrapper = {key: definition[key]}
-                _check_nested_types(wrapper, str(name), problems, prefix)
+                problems.append("%s: %r must be true or false" % (at, flag))
+        pos = definition.get("position", 0)
+        if isinstance(pos, bool) or not isinstance(pos, (int, float)) or pos < 0:
+            problems.append("%s: position must be a number >= 0" % at)
+        enum = definition.get("enum", [None])
+        if not isinstance(enum, list) or not enum:
+            problems.append("%s: enum must be a non-empty list" % at)
+        elif not _json_unique(enum):
+            problems.append("%s: enum values must be unique" % at)
+        for where, _name, sub in _subschemas(definition, str(name)):
+            _check_nested_types(sub, where, prefix, problems)
         if len(problems) == before:
             for error in _schema_errors(definition):
-                problems.append("%s: %s: invalid JSON schema: %s" % (prefix, label, error))
+                problems.append("%s: invalid JSON schema: %s" % (at, error))
 
 
 # --------------------------------------------------------------------------------------------
@@ -914,6 +980,18 @@ class _Lineage:
         self.unresolved = []
 
 
+def _find_class(pyfile, name, finder):
+    """(file, ClassDef) of the class ``name`` means in ``pyfile``: defined there, or imported
+    from a pack-local module; None when it is neither."""
+    if "." not in name and name in pyfile.classes:
+        return pyfile, pyfile.classes[name]
+    module, _, cls = pyfile.resolve(name).rpartition(".")
+    other = finder.find(module) if module else None
+    if other is not None and cls in other.classes:
+        return other, other.classes[cls]
+    return None
+
+
 def _lineage(pyfile, classdef, finder, _seen=None):
     lineage = _Lineage()
     seen = _seen if _seen is not None else set()
@@ -935,21 +1013,15 @@ def _lineage(pyfile, classdef, finder, _seen=None):
             continue
         if name in ("object", "abc.ABC", "ABC"):
             continue
-        sub = None
-        if name in pyfile.classes and "." not in name:
-            sub = _lineage(pyfile, pyfile.classes[name], finder, seen)
-        else:
-            full = pyfile.resolve(name)
-            if full in ST2_BASES:
-                lineage.st2_bases.add(ST2_BASES[full])
-                continue
-            module, _, cls = full.rpartition(".")
-            other = finder.find(module) if module else None
-            if other is not None and cls in other.classes:
-                sub = _lineage(other, other.classes[cls], finder, seen)
-            else:
-                lineage.unresolved.append(name)
-                continue
+        local = "." not in name and name in pyfile.classes
+        if not local and pyfile.resolve(name) in ST2_BASES:
+            lineage.st2_bases.add(ST2_BASES[pyfile.resolve(name)])
+            continue
+        found = _find_class(pyfile, name, finder)
+        if found is None:
+            lineage.unresolved.append(name)
+            continue
+        sub = _lineage(found[0], found[1], finder, seen)
         lineage.st2_bases |= sub.st2_bases
         for method, node in sub.methods.items():
             lineage.methods.setdefault(method, node)
@@ -978,6 +1050,20 @@ def _signature(func):
             without_default.append(name)
     accepted = set(positional) | set(kwonly)
     return accepted, without_default, posonly, args.kwarg is not None
+
+
+def _python_file(pack, rel, target, problems):
+    """The parsed Python entry point; None, with the problem, when it is not a .py file or
+    does not parse."""
+    target_rel = _rel(pack.dir, target)
+    if not target.endswith(".py"):
+        problems.append("%s: entry_point %s must be a .py file" % (rel, target_rel))
+        return None
+    try:
+        return _PyFile(target)
+    except (SyntaxError, ValueError) as exc:
+        problems.append("%s: %s does not parse: %s" % (rel, target_rel, _one_line(exc)))
+        return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -1148,28 +1234,19 @@ def is_secret_name(name):
     return False
 
 
-def _check_secrets(schema_props, where, prefix, problems):
-    if not isinstance(schema_props, dict):
-        return
-    for name, definition in schema_props.items():
+def _check_secrets(schema, where, prefix, problems):
+    """Every property nested in ``schema`` whose name says it holds a secret has secret: true."""
+    for path, name, definition in _subschemas(schema, where):
         if not isinstance(definition, dict):
             continue
-        path = "%s.%s" % (where, name) if where else str(name)
-        ptype = definition.get("type")
-        holds_scalar = ptype not in ("object", "array")
-        if is_secret_name(name) and holds_scalar and definition.get("secret") is not True:
-            problems.append(
-                "%s: %r looks like a secret but lacks 'secret: true' (st2 would show it in "
-                "API responses and logs)" % (prefix, path)
-            )
-        _check_secrets(definition.get("properties"), path, prefix, problems)
-        _check_secrets(definition.get("patternProperties"), path + ".<pattern>", prefix, problems)
-        additional = definition.get("additionalProperties")
-        if isinstance(additional, dict):
-            _check_secrets(additional.get("properties"), path + ".*", prefix, problems)
-        items = definition.get("items")
-        if isinstance(items, dict):
-            _check_secrets(items.get("properties"), path + "[]", prefix, problems)
+        holds_scalar = definition.get("type") not in ("object", "array")
+        if name is not None and is_secret_name(name) and holds_scalar:
+            if definition.get("secret") is not True:
+                problems.append(
+                    "%s: %r looks like a secret but lacks 'secret: true' (st2 would show it in "
+                    "API responses and logs)" % (prefix, path)
+                )
+        _check_secrets(definition, path, prefix, problems)
 
 
 def check_config_schema(pack_dir):
@@ -1178,33 +1255,26 @@ def check_config_schema(pack_dir):
     nested objects are checked recursively; secret-looking keys need ``secret: true``
     (is_secret_name); the whole schema, wrapped as {"type": "object", "properties": ...},
     is a valid JSON schema; and <ref>.yaml.example validates against it the way
-    st2common/util/pack.py validate_config_against_schema() does (additional keys allowed,
-    no ``decrypt_kv`` on secret values)."""
+    st2common/util/pack.py validate_config_against_schema() does (st2harness.schema:
+    defaults filled in, optional values may be null, additional keys allowed; no
+    ``decrypt_kv`` on secret values)."""
     pack = _Pack(pack_dir)
-    path = os.path.join(pack.dir, "config.schema.yaml")
-    if not os.path.isfile(path):
-        return []
     prefix = "config.schema.yaml"
-    schema = _read_meta(path)
-    if schema is _MISSING:
-        return []
-    if schema is None:
+    schema = _read_meta(os.path.join(pack.dir, prefix))
+    if schema is _MISSING or schema is None:
         return []
     if not isinstance(schema, dict):
         return ["%s: must be a mapping of option name -> property schema" % prefix]
     problems = []
     _check_parameter_definitions(schema, prefix, "options", problems)
-    wrapped = {"type": "object", "properties": schema}
+    config_schema = _parameters_schema(schema, additional=True)
     if not problems:
-        for error in _schema_errors(wrapped):
+        for error in _schema_errors(config_schema):
             problems.append("%s: not a valid JSON schema: %s" % (prefix, error))
     schema_broken = bool(problems)
-    _check_secrets(schema, "", prefix, problems)
+    _check_secrets(config_schema, "", prefix, problems)
     for example_name in sorted(set(["%s.yaml.example" % pack.ref, "autoscale.yaml.example"])):
-        example_path = os.path.join(pack.dir, example_name)
-        if not os.path.isfile(example_path):
-            continue
-        example = _read_meta(example_path)
+        example = _read_meta(os.path.join(pack.dir, example_name))
         if example is _MISSING:
             continue
         if example is None:
@@ -1214,8 +1284,7 @@ def check_config_schema(pack_dir):
             continue
         if schema_broken:
             continue
-        instance = _with_defaults(example, schema)
-        for error in _instance_errors(instance, wrapped):
+        for error in _instance_errors(example, config_schema):
             problems.append(
                 "%s: does not validate against config.schema.yaml: %s" % (example_name, error)
             )
@@ -1239,25 +1308,6 @@ def _check_decrypt_kv(values, properties, path, example_name, problems):
                 "%s: %r is secret: st2 decrypts it itself and rejects 'decrypt_kv'"
                 % (example_name, name)
             )
-
-
-def _with_defaults(instance, schema):
-    """st2 fills schema defaults before validating and lets optional attributes (and those
-    whose default is null) be null (util/schema assign_default_values,
-    modify_schema_allow_default_none)."""
-    result = dict(instance)
-    for key, definition in schema.items():
-        if isinstance(definition, dict) and "default" in definition and result.get(key) is None:
-            result[key] = definition["default"]
-    for key in list(result):
-        definition = schema.get(key)
-        if result[key] is None and (
-            not isinstance(definition, dict)
-            or definition.get("required") is not True
-            or ("default" in definition and definition["default"] is None)
-        ):
-            del result[key]
-    return result
 
 
 # --------------------------------------------------------------------------------------------
@@ -1291,34 +1341,7 @@ def check_actions(pack_dir):
     """
     pack = _Pack(pack_dir)
     problems = []
-    names = {}
-    for path in _meta_files(pack.dir, "actions"):
-        rel = _rel(pack.dir, path)
-        meta = _read_meta(path)
-        if meta is _MISSING:
-            continue
-        if not isinstance(meta, dict):
-            problems.append("%s: action metadata must be a mapping" % rel)
-            continue
-        unknown = sorted(set(meta) - ACTION_KEYS)
-        if unknown:
-            problems.append(
-                "%s: unknown key(s) %s (st2 rejects the action)" % (rel, ", ".join(unknown))
-            )
-        name = meta.get("name")
-        if not isinstance(name, str) or not name:
-            problems.append("%s: 'name' is required" % rel)
-        elif name in names:
-            problems.append(
-                "%s: action name %r is also used by %s (one overwrites the other)"
-                % (rel, name, names[name])
-            )
-        else:
-            names[name] = rel
-        if "pack" in meta and meta["pack"] != pack.ref:
-            problems.append(
-                "%s: pack %r differs from the pack ref %r" % (rel, meta["pack"], pack.ref)
-            )
+    for rel, meta in _resources(pack, "actions", problems):
         runner = meta.get("runner_type")
         if runner is None:
             problems.append("%s: 'runner_type' is required" % rel)
@@ -1352,20 +1375,12 @@ def check_actions(pack_dir):
                 % (rel, runner)
             )
             continue
-        why = _entry_point_problem("actions", entry_point)
-        if why:
-            problems.append("%s: %s" % (rel, why))
-            continue
-        target = os.path.join(pack.dir, "actions", entry_point)
-        if not os.path.isfile(target):
-            problems.append(
-                "%s: entry_point %r does not exist (looked for actions/%s)"
-                % (rel, entry_point, entry_point)
-            )
+        target = _entry_point_file(pack, "actions", rel, entry_point, problems)
+        if target is None:
             continue
         if runner == "python-script":
             declared = params if isinstance(params, dict) else {}
-            _check_python_action(pack, rel, target, runner, declared, problems)
+            _check_python_action(pack, rel, target, declared, problems)
         elif runner in ("orquesta", "orchestra"):
             if not entry_point.endswith((".yaml", ".yml")):
                 problems.append(
@@ -1427,85 +1442,70 @@ def _check_positions(rel, params, problems):
             problems.append("%s: parameter positions %s are not contiguous" % (rel, ordered))
 
 
-def _check_python_action(pack, rel, target, runner, declared, problems):
-    target_rel = _rel(pack.dir, target)
-    if not target.endswith(".py"):
-        problems.append("%s: python-script entry_point %s must be a .py file" % (rel, target_rel))
+def _check_python_action(pack, rel, target, declared, problems):
+    pyfile = _python_file(pack, rel, target, problems)
+    if pyfile is None:
         return
-    try:
-        pyfile = _PyFile(target)
-    except (SyntaxError, ValueError) as exc:
-        problems.append("%s: %s does not parse: %s" % (rel, target_rel, _one_line(exc)))
-        return
+    where = "%s: %s" % (rel, _rel(pack.dir, target))
     entry_dir = os.path.dirname(target)
     # python_runner puts the entry point's directory and its lib/ on sys.path
     # (st2common/content/utils.py get_action_libs_abs_path).
     finder = _ModuleFinder([entry_dir, os.path.join(entry_dir, "lib")])
-    lineages = dict((name, _lineage(pyfile, node, finder)) for name, node in pyfile.classes.items())
+    lineages = {name: _lineage(pyfile, node, finder) for name, node in pyfile.classes.items()}
     action_classes = sorted(n for n, lin in lineages.items() if "Action" in lin.st2_bases)
     # Classes whose run() st2's loader would accept (own or inherited through the pack).
     runnable = sorted(n for n, lin in lineages.items() if "run" in lin.methods)
     if not action_classes:
         problems.append(
-            "%s: %s defines no class deriving from st2common.runners.base_action.Action"
-            % (rel, target_rel)
+            "%s defines no class deriving from st2common.runners.base_action.Action" % where
         )
         return
     concrete = [n for n in action_classes if "run" in lineages[n].methods]
     if not concrete:
         problems.append(
-            "%s: %s: Action subclass %s does not implement run()"
-            % (rel, target_rel, ", ".join(action_classes))
+            "%s: Action subclass %s does not implement run()" % (where, ", ".join(action_classes))
         )
         return
+    chosen = runnable[0] if runnable else concrete[0]
     if len(concrete) > 1:
         problems.append(
-            "%s: %s defines %d Action subclasses with run() (%s); st2 expects exactly one "
-            "per file and would load %s"
-            % (
-                rel,
-                target_rel,
-                len(concrete),
-                ", ".join(concrete),
-                runnable[0] if runnable else concrete[0],
-            )
+            "%s defines %d Action subclasses with run() (%s); st2 expects exactly one per file "
+            "and would load %s" % (where, len(concrete), ", ".join(concrete), chosen)
         )
-    chosen = runnable[0] if runnable else concrete[0]
     if chosen not in action_classes:
         problems.append(
-            "%s: %s: st2 loads the first class (by name) that has run(), which is %r, not the "
-            "Action subclass %r" % (rel, target_rel, chosen, concrete[0])
+            "%s: st2 loads the first class (by name) that has run(), which is %r, not the "
+            "Action subclass %r" % (where, chosen, concrete[0])
         )
         chosen = concrete[0]
     run = lineages[chosen].methods.get("run")
     if not isinstance(run, _METHOD_NODES):
         return
     accepted, without_default, posonly, has_kwargs = _signature(run)
-    runner_params = _runner_params(runner)
+    runner_params = _runner_params("python-script")
     passed = sorted(n for n in declared if n not in runner_params)
+    run_where = "%s: %s.run()" % (rel, chosen)
     for name in passed:
         if name in posonly:
             problems.append(
-                "%s: %s.run() takes declared parameter %r positional-only; st2 calls "
-                "run(**parameters)" % (rel, chosen, name)
+                "%s takes declared parameter %r positional-only; st2 calls run(**parameters)"
+                % (run_where, name)
             )
         elif name not in accepted and not has_kwargs:
             problems.append(
-                "%s: %s.run() does not accept declared parameter %r (st2 calls "
-                "run(**parameters) with every declared parameter)" % (rel, chosen, name)
+                "%s does not accept declared parameter %r (st2 calls run(**parameters) with "
+                "every declared parameter)" % (run_where, name)
             )
     for name in without_default:
-        if name in passed:
-            continue
         if name in runner_params:
             problems.append(
-                "%s: %s.run() requires %r, a %s runner parameter that st2 never passes to "
-                "run()" % (rel, chosen, name, runner)
+                "%s requires %r, a python-script runner parameter that st2 never passes to "
+                "run()" % (run_where, name)
             )
-        else:
+        elif name not in passed:
             problems.append(
-                "%s: %s.run() requires %r, which is not a declared parameter (st2 passes only "
-                "declared parameters)" % (rel, chosen, name)
+                "%s requires %r, which is not a declared parameter (st2 passes only declared "
+                "parameters)" % (run_where, name)
             )
 
 
@@ -1526,18 +1526,16 @@ _ST2_CONTEXT_KEYS = frozenset(["st2", "parent"])
 
 
 def _strings(value):
+    """Every string in a YAML value, mapping keys included."""
     if isinstance(value, str):
         yield value
     elif isinstance(value, dict):
         for key, item in value.items():
-            for text in _strings(key):
-                yield text
-            for text in _strings(item):
-                yield text
+            yield from _strings(key)
+            yield from _strings(item)
     elif isinstance(value, list):
         for item in value:
-            for text in _strings(item):
-                yield text
+            yield from _strings(item)
 
 
 def _ctx_refs(value):
@@ -1598,7 +1596,7 @@ def check_workflows(pack_dir):
     pack = _Pack(pack_dir)
     problems = []
     used = set()
-    for _name, (_path, meta) in sorted(pack.actions.items()):
+    for _name, meta in sorted(pack.actions.items()):
         if meta.get("runner_type") not in ("orquesta", "orchestra"):
             continue
         entry_point = meta.get("entry_point")
@@ -1625,9 +1623,7 @@ def check_workflows(pack_dir):
 
 
 def _check_workflow(pack, rel, wf, action_meta, problems):
-    unknown = sorted(set(wf) - WORKFLOW_KEYS)
-    if unknown:
-        problems.append("%s: unknown top-level key(s) %s" % (rel, ", ".join(map(str, unknown))))
+    _check_keys(rel, wf, WORKFLOW_KEYS, problems, " at the top level")
     version = wf.get("version")
     if version not in ("1.0", 1.0):
         problems.append("%s: 'version: 1.0' is required (got %r)" % (rel, version))
@@ -1658,9 +1654,7 @@ def _check_workflow(pack, rel, wf, action_meta, problems):
         if not isinstance(task, dict):
             problems.append("%s: must be a mapping (an empty task is written {})" % where)
             continue
-        unknown = sorted(set(task) - TASK_KEYS)
-        if unknown:
-            problems.append("%s: unknown key(s) %s" % (where, ", ".join(map(str, unknown))))
+        _check_keys(where, task, TASK_KEYS, problems)
         if "with" in task and not task.get("action"):
             problems.append("%s: a with-items task needs an action" % where)
         transitions = task.get("next") or []
@@ -1672,9 +1666,7 @@ def _check_workflow(pack, rel, wf, action_meta, problems):
             if not isinstance(transition, dict):
                 problems.append("%s: must be a mapping" % twhere)
                 continue
-            unknown = sorted(set(transition) - TRANSITION_KEYS)
-            if unknown:
-                problems.append("%s: unknown key(s) %s" % (twhere, ", ".join(map(str, unknown))))
+            _check_keys(twhere, transition, TRANSITION_KEYS, problems)
             publish = transition.get("publish")
             if isinstance(publish, list):
                 names = _one_key_names(publish, False)
@@ -1791,20 +1783,17 @@ def check_trigger_schemas(pack_dir):
     describe an object, since sensors dispatch dicts."""
     pack = _Pack(pack_dir)
     problems = []
-    seen = {}
-    sensor_files = _meta_files(pack.dir, "sensors")
-    for path in sensor_files:
-        meta = _read_meta(path)
-        if not isinstance(meta, dict) or "trigger_types" not in meta:
-            continue
-        if not isinstance(meta["trigger_types"], list):
+    for path, meta in _meta_files(pack.dir, "sensors"):
+        items = meta.get("trigger_types", []) if isinstance(meta, dict) else []
+        if not isinstance(items, list):
             problems.append("%s: trigger_types must be a list" % _rel(pack.dir, path))
             continue
-        for index, item in enumerate(meta["trigger_types"]):
+        for index, item in enumerate(items):
             if not isinstance(item, dict):
                 problems.append(
                     "%s: trigger_types[%d] must be a mapping" % (_rel(pack.dir, path), index)
                 )
+    seen = {}
     for path, definition in pack.iter_trigger_type_definitions():
         rel = _rel(pack.dir, path)
         name = definition.get("name")
@@ -1815,19 +1804,16 @@ def check_trigger_schemas(pack_dir):
         if name in seen:
             problems.append("%s: also declared in %s" % (where, seen[name]))
         seen.setdefault(name, rel)
-        unknown = sorted(set(definition) - TRIGGER_TYPE_KEYS)
-        if unknown:
-            problems.append("%s: unknown key(s) %s" % (where, ", ".join(map(str, unknown))))
-        if "pack" in definition and definition["pack"] != pack.ref:
-            problems.append("%s: pack %r differs from %r" % (where, definition["pack"], pack.ref))
+        _check_api_keys(where, definition, "trigger type", TRIGGER_TYPE_KEYS, pack, problems)
         for key in ("payload_schema", "parameters_schema"):
-            if key not in definition or definition[key] in (None, {}):
+            schema = definition.get(key)
+            if schema in (None, {}):
                 continue
-            schema = definition[key]
             if not isinstance(schema, dict):
                 problems.append("%s: %s must be a mapping" % (where, key))
                 continue
-            found = _nested_type_problems(schema, "%s: %s" % (where, key))
+            found = []
+            _check_nested_types(schema, "schema", "%s: %s" % (where, key), found)
             if not found:
                 found = [
                     "%s: %s is not a valid JSON schema: %s" % (where, key, error)
@@ -1839,12 +1825,6 @@ def check_trigger_schemas(pack_dir):
                     "%s: payload_schema type must be 'object' (payloads are dicts)" % where
                 )
     return problems
-
-
-def _nested_type_problems(schema, prefix):
-    found = []
-    _check_nested_types(schema, "schema", found, prefix)
-    return found
 
 
 # --------------------------------------------------------------------------------------------
@@ -1867,31 +1847,9 @@ def check_sensors(pack_dir):
     which is never what a pack author meant to leave implicit."""
     pack = _Pack(pack_dir)
     problems = []
-    classes = {}
-    for path in _meta_files(pack.dir, "sensors"):
-        rel = _rel(pack.dir, path)
-        meta = _read_meta(path)
-        if meta is _MISSING:
-            continue
-        if not isinstance(meta, dict):
-            problems.append("%s: sensor metadata must be a mapping" % rel)
-            continue
-        unknown = sorted(set(meta) - SENSOR_KEYS)
-        if unknown:
-            problems.append("%s: unknown key(s) %s" % (rel, ", ".join(map(str, unknown))))
-        if "pack" in meta and meta["pack"] != pack.ref:
-            problems.append("%s: pack %r differs from %r" % (rel, meta["pack"], pack.ref))
+    for rel, meta in _resources(pack, "sensors", problems):
         class_name = meta.get("class_name")
         entry_point = meta.get("entry_point")
-        if not isinstance(class_name, str) or not class_name:
-            problems.append("%s: 'class_name' is required" % rel)
-        elif class_name in classes:
-            problems.append(
-                "%s: class_name %r is also used by %s (the sensor name is the class name)"
-                % (rel, class_name, classes[class_name])
-            )
-        else:
-            classes[class_name] = rel
         poll_interval = meta.get("poll_interval")
         if poll_interval is not None and (
             isinstance(poll_interval, bool)
@@ -1901,43 +1859,21 @@ def check_sensors(pack_dir):
             problems.append(
                 "%s: poll_interval must be a number >= %d seconds" % (rel, MINIMUM_POLL_INTERVAL)
             )
-        if "enabled" in meta and not isinstance(meta["enabled"], bool):
-            problems.append("%s: enabled must be true or false" % rel)
         if not entry_point:
             problems.append("%s: 'entry_point' is required" % rel)
             continue
-        why = _entry_point_problem("sensors", entry_point)
-        if why:
-            problems.append("%s: %s" % (rel, why))
+        target = _entry_point_file(pack, "sensors", rel, entry_point, problems)
+        pyfile = _python_file(pack, rel, target, problems) if target else None
+        if pyfile is None or not isinstance(class_name, str) or not class_name:
             continue
-        target = os.path.join(os.path.dirname(path), entry_point)
         target_rel = _rel(pack.dir, target)
-        if not os.path.isfile(target):
-            problems.append("%s: entry_point %r does not exist" % (rel, entry_point))
-            continue
-        if not entry_point.endswith(".py"):
-            problems.append("%s: entry_point %r must be a .py file" % (rel, entry_point))
-            continue
-        if not isinstance(class_name, str) or not class_name:
-            continue
-        try:
-            pyfile = _PyFile(target)
-        except (SyntaxError, ValueError) as exc:
-            problems.append("%s: %s does not parse: %s" % (rel, target_rel, _one_line(exc)))
-            continue
         # sensor_wrapper puts only the sensor file's directory on sys.path.
         finder = _ModuleFinder([os.path.dirname(target)])
-        node = pyfile.classes.get(class_name)
-        source = pyfile
-        if node is None and class_name in pyfile.imports:
-            module, _, cls = pyfile.imports[class_name].rpartition(".")
-            other = finder.find(module) if module else None
-            if other is not None and cls in other.classes:
-                node, source = other.classes[cls], other
-        if node is None:
+        found = _find_class(pyfile, class_name, finder)
+        if found is None:
             problems.append("%s: class %r is not defined in %s" % (rel, class_name, target_rel))
             continue
-        lineage = _lineage(source, node, finder)
+        lineage = _lineage(found[0], found[1], finder)
         kinds = lineage.st2_bases & set(["Sensor", "PollingSensor"])
         if not kinds:
             if lineage.unresolved:
@@ -1981,10 +1917,12 @@ def _trigger_parameters_schema(pack, trigger_ref):
         return True, SHIPPED_TRIGGER_TYPES[trigger_ref]
     pack_name, _, name = trigger_ref.partition(".")
     if pack_name == pack.ref:
-        if name in pack.trigger_types:
-            schema = pack.trigger_types[name][1].get("parameters_schema")
-            return True, schema if isinstance(schema, dict) and schema else None
-        return False, None
+        if name not in pack.trigger_types:
+            return False, None
+        schema = pack.trigger_types[name].get("parameters_schema")
+        # An invalid schema is reported by check_trigger_schemas.
+        valid = isinstance(schema, dict) and schema and not _schema_errors(schema)
+        return True, schema if valid else None
     if pack_name in pack.dependencies:
         return True, None
     return False, None
@@ -2006,36 +1944,12 @@ def check_rules(pack_dir):
     rule without it registers disabled and never fires."""
     pack = _Pack(pack_dir)
     problems = []
-    names = {}
-    for path in _meta_files(pack.dir, "rules"):
-        rel = _rel(pack.dir, path)
-        meta = _read_meta(path)
-        if meta is _MISSING:
-            continue
-        if not isinstance(meta, dict):
-            problems.append("%s: rule must be a mapping" % rel)
-            continue
-        unknown = sorted(set(meta) - RULE_KEYS)
-        if unknown:
-            problems.append("%s: unknown key(s) %s" % (rel, ", ".join(map(str, unknown))))
-        name = meta.get("name")
-        if not isinstance(name, str) or not name:
-            problems.append("%s: 'name' is required" % rel)
-        elif name in names:
-            problems.append("%s: rule name %r is also used by %s" % (rel, name, names[name]))
-        else:
-            names[name] = rel
-        if "pack" in meta and meta["pack"] != pack.ref:
-            problems.append(
-                "%s: pack %r differs from the pack ref %r" % (rel, meta["pack"], pack.ref)
-            )
+    for rel, meta in _resources(pack, "rules", problems):
         if "enabled" not in meta:
             problems.append(
                 "%s: 'enabled' is not set; st2 registers rules disabled by default "
                 "(models/api/rule.py), so it would never fire" % rel
             )
-        elif not isinstance(meta["enabled"], bool):
-            problems.append("%s: enabled must be true or false" % rel)
         trigger = meta.get("trigger")
         if not isinstance(trigger, dict) or not isinstance(trigger.get("type"), str):
             problems.append("%s: 'trigger.type' is required" % rel)
@@ -2056,58 +1970,44 @@ def check_rules(pack_dir):
             elif exists and ttype in SYSTEM_TRIGGER_TYPES and params:
                 problems.append("%s: trigger %s takes no parameters" % (rel, ttype))
         criteria = meta.get("criteria")
-        if criteria is not None:
-            if not isinstance(criteria, dict):
-                problems.append("%s: criteria must be a mapping" % rel)
-            else:
-                for key, criterion in criteria.items():
-                    if not isinstance(criterion, dict):
-                        problems.append("%s: criteria %r must be a mapping" % (rel, key))
-                        continue
-                    operator = criterion.get("type")
-                    if operator is None:
-                        problems.append("%s: criteria %r has no operator ('type')" % (rel, key))
-                    elif not isinstance(operator, str) or operator not in CRITERIA_OPERATORS:
-                        problems.append(
-                            "%s: criteria %r: operator %r is not supported by st2 (%s)"
-                            % (rel, key, operator, ", ".join(sorted(CRITERIA_OPERATORS)))
-                        )
-                    if criterion.get("pattern") is None:
-                        problems.append(
-                            "%s: criteria %r has no 'pattern' (st2 requires one, even for "
-                            "exists/nexists)" % (rel, key)
-                        )
+        if criteria is not None and not isinstance(criteria, dict):
+            problems.append("%s: criteria must be a mapping" % rel)
+        for key, criterion in criteria.items() if isinstance(criteria, dict) else ():
+            if not isinstance(criterion, dict):
+                problems.append("%s: criteria %r must be a mapping" % (rel, key))
+                continue
+            operator = criterion.get("type")
+            if operator is None:
+                problems.append("%s: criteria %r has no operator ('type')" % (rel, key))
+            elif not isinstance(operator, str) or operator not in CRITERIA_OPERATORS:
+                problems.append(
+                    "%s: criteria %r: operator %r is not supported by st2 (%s)"
+                    % (rel, key, operator, ", ".join(sorted(CRITERIA_OPERATORS)))
+                )
+            if criterion.get("pattern") is None:
+                problems.append(
+                    "%s: criteria %r has no 'pattern' (st2 requires one, even for "
+                    "exists/nexists)" % (rel, key)
+                )
         action = meta.get("action")
-        if not isinstance(action, dict) or not isinstance(action.get("ref"), str):
-            problems.append("%s: 'action.ref' is required" % rel)
-            continue
-        unknown = sorted(set(action) - RULE_ACTION_KEYS)
-        if unknown:
-            problems.append(
-                "%s: action has unknown key(s) %s" % (rel, ", ".join(map(str, unknown)))
-            )
-        ref = action["ref"]
-        kind, detail = pack.resolve_action(ref)
-        if kind == "missing":
-            problems.append("%s: action %s" % (rel, detail))
-            continue
+        action = action if isinstance(action, dict) else {}
+        _check_keys(rel + ": action", action, RULE_ACTION_KEYS, problems)
+        ref = action.get("ref")
+        specs = pack.referenced_action_specs(rel, ref, "action.ref", problems)
         params = action.get("parameters")
         if params is not None and not isinstance(params, dict):
             problems.append("%s: action.parameters must be a mapping" % rel)
-            continue
-        specs = pack.action_parameter_specs(ref)
-        if specs is None:
-            continue
-        params = params or {}
-        for pname in sorted(set(params) - set(specs)):
-            problems.append(
-                "%s: passes parameter %r, which action %s does not declare" % (rel, pname, ref)
-            )
-        for pname in _required_params(specs):
-            if pname not in params:
+        elif specs is not None:
+            params = params or {}
+            for pname in sorted(set(params) - set(specs)):
                 problems.append(
-                    "%s: does not pass %r, which action %s requires" % (rel, pname, ref)
+                    "%s: passes parameter %r, which action %s does not declare" % (rel, pname, ref)
                 )
+            for pname in _required_params(specs):
+                if pname not in params:
+                    problems.append(
+                        "%s: does not pass %r, which action %s requires" % (rel, pname, ref)
+                    )
     return problems
 
 
@@ -2166,37 +2066,9 @@ def check_aliases(pack_dir):
     pack = _Pack(pack_dir)
     problems = []
     seen_formats = {}
-    names = {}
-    for path in _meta_files(pack.dir, "aliases"):
-        rel = _rel(pack.dir, path)
-        meta = _read_meta(path)
-        if meta is _MISSING:
-            continue
-        if not isinstance(meta, dict):
-            problems.append("%s: alias must be a mapping" % rel)
-            continue
-        unknown = sorted(set(meta) - ALIAS_KEYS)
-        if unknown:
-            problems.append("%s: unknown key(s) %s" % (rel, ", ".join(map(str, unknown))))
-        name = meta.get("name")
-        if not isinstance(name, str) or not name:
-            problems.append("%s: 'name' is required" % rel)
-        elif name in names:
-            problems.append("%s: alias name %r is also used by %s" % (rel, name, names[name]))
-        else:
-            names[name] = rel
-        if "pack" in meta and meta["pack"] != pack.ref:
-            problems.append("%s: pack %r differs from %r" % (rel, meta["pack"], pack.ref))
+    for rel, meta in _resources(pack, "aliases", problems):
         ref = meta.get("action_ref")
-        specs = None
-        if not isinstance(ref, str):
-            problems.append("%s: 'action_ref' is required" % rel)
-        else:
-            kind, detail = pack.resolve_action(ref)
-            if kind == "missing":
-                problems.append("%s: action_ref: %s" % (rel, detail))
-            else:
-                specs = pack.action_parameter_specs(ref)
+        specs = pack.referenced_action_specs(rel, ref, "action_ref", problems)
         formats = meta.get("formats")
         if not isinstance(formats, list) or not formats:
             problems.append("%s: 'formats' must be a non-empty list" % rel)
@@ -2208,9 +2080,7 @@ def check_aliases(pack_dir):
                 problems.append("%s: must be a string or a mapping" % fwhere)
                 continue
             if isinstance(fmt, dict):
-                extra = sorted(set(fmt) - set(["display", "representation", "match_multiple"]))
-                if extra:
-                    problems.append("%s: unknown key(s) %s" % (fwhere, ", ".join(map(str, extra))))
+                _check_keys(fwhere, fmt, ALIAS_FORMAT_KEYS, problems)
                 if display is not None and not isinstance(display, str):
                     problems.append("%s: display must be a string" % fwhere)
                     display = None
@@ -2282,31 +2152,9 @@ def check_policies(pack_dir):
     the concurrency on execution parameters, st2actions/policies/concurrency_by_attr.py)."""
     pack = _Pack(pack_dir)
     problems = []
-    for path in _meta_files(pack.dir, "policies"):
-        rel = _rel(pack.dir, path)
-        meta = _read_meta(path)
-        if meta is _MISSING:
-            continue
-        if not isinstance(meta, dict):
-            problems.append("%s: policy must be a mapping" % rel)
-            continue
-        unknown = sorted(set(meta) - POLICY_KEYS)
-        if unknown:
-            problems.append("%s: unknown key(s) %s" % (rel, ", ".join(map(str, unknown))))
-        if not isinstance(meta.get("name"), str) or not meta.get("name"):
-            problems.append("%s: 'name' is required" % rel)
-        if "pack" in meta and meta["pack"] != pack.ref:
-            problems.append("%s: pack %r differs from %r" % (rel, meta["pack"], pack.ref))
+    for rel, meta in _resources(pack, "policies", problems):
         ref = meta.get("resource_ref")
-        specs = None
-        if not isinstance(ref, str):
-            problems.append("%s: 'resource_ref' is required" % rel)
-        else:
-            kind, detail = pack.resolve_action(ref)
-            if kind == "missing":
-                problems.append("%s: resource_ref: %s" % (rel, detail))
-            else:
-                specs = pack.action_parameter_specs(ref)
+        specs = pack.referenced_action_specs(rel, ref, "resource_ref", problems)
         ptype = meta.get("policy_type")
         if not isinstance(ptype, str) or ptype not in POLICY_TYPES:
             problems.append(
@@ -2320,10 +2168,7 @@ def check_policies(pack_dir):
         if not isinstance(params, dict):
             problems.append("%s: parameters must be a mapping" % rel)
             continue
-        schema = dict(POLICY_TYPES[ptype])
-        schema["type"] = "object"
-        schema["additionalProperties"] = False
-        for error in _instance_errors(params, schema):
+        for error in _instance_errors(params, _parameters_schema(POLICY_TYPES[ptype])):
             problems.append("%s: parameters for %s: %s" % (rel, ptype, error))
         if ptype == "action.concurrency.attr" and specs is not None:
             attributes = params.get("attributes") or []
@@ -2363,8 +2208,6 @@ def check_pack(pack_dir):
 
 
 if __name__ == "__main__":  # pragma: no cover
-    import sys
-
     found = check_pack(sys.argv[1] if len(sys.argv) > 1 else ".")
     for line in found:
         print(line)

@@ -8,6 +8,7 @@ import pytest
 from conftest import ROOT, write
 
 from st2harness import Datastore, PackLoader
+from st2harness import schema as st2schema
 from st2harness.base import base_classes, install_st2_modules
 from st2harness.loader import exec_entry_point
 from st2harness.services import SensorService
@@ -240,7 +241,7 @@ TRIGGERS = {
         "type": "object",
         "properties": {
             "group": {"type": "string", "required": True},
-            "severity": {"type": "string", "enum": ["critical", "warning", "info"]},
+            "severity": {"type": "string", "enum": ["critical", "warning", "info", None]},
         },
     }},
     "autoscale.loose": {"payload_schema": {
@@ -267,10 +268,31 @@ def test_valid_payload_is_dispatched_and_invalid_one_dropped():
     assert "doesn't exist" in reasons[2]
 
 
-def test_draft4_required_list_is_not_enforced_as_in_st2():
+def test_draft4_required_list_drops_every_dispatch_as_in_st2():
+    """st2's meta-schema wants ``required`` to be a boolean: a Draft 4 list makes every
+    validation, so every dispatch, fail."""
     service = sensor_service()
-    assert service.dispatch("autoscale.loose", {})
-    assert service.dispatch("autoscale.loose", {"group": None})  # optional: null allowed
+    assert service.dispatch("autoscale.loose", {"group": "web"}) is None
+    assert "is not of type 'boolean'" in service.dropped[0].reason
+
+
+def test_optional_and_null_values_like_st2():
+    service = sensor_service()
+    assert service.dispatch("autoscale.alert", {"group": "web", "severity": None})
+    schema = {"type": "object", "properties": {
+        "retries": {"type": "integer", "default": 2},
+        "dns": {"type": "object", "properties": {"key": {"type": "string"}}},
+        "hosts": {"type": "array", "items": {"type": "object", "properties": {
+            "name": {"type": "string"}}}},
+        "level": {"oneOf": [{"type": "string"}, {"type": "null", "description": "unset"}]},
+        "size": {"type": "integer", "minimum": 1, "exclusiveMinimum": True},
+    }}
+    cleaned = st2schema.validate(
+        {"retries": None, "dns": {"key": None}, "hosts": [{"name": None}], "level": None,
+         "size": 1}, schema)
+    assert cleaned["retries"] == 2  # an explicit null takes the default
+    with pytest.raises(st2schema.ValidationError):
+        st2schema.validate({"retries": "x"}, schema)
 
 
 # -- actions: parameters and results ------------------------------------------------------------
