@@ -148,7 +148,11 @@ class LoadedAction:
         # st2 passes every declared parameter, None when unset and without a default, so a
         # Python default in run() never applies to a declared parameter
         # (st2common.util.param.render_final_params).
-        kwargs = {name: params.get(name) for name in self.meta.get("parameters") or {}}
+        # Runner parameters (declared to override their defaults, e.g. timeout) stay with
+        # the runner.
+        runner = RUNNER_PARAMETERS.get(self.meta.get("runner_type"), {})
+        kwargs = {name: params.get(name) for name in self.meta.get("parameters") or {}
+                  if name not in runner}
         try:
             result = self.instance().run(**kwargs)
         except Exception:  # st2 reports the traceback as the execution's error

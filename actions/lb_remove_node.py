@@ -1,0 +1,17 @@
+from st2common.runners.base_action import Action
+
+from autoscale_core.backend import BackendError
+from autoscale_core.lb import HAProxySettings, load_balancer
+from autoscale_core.model import ValidationError
+
+
+class LbRemoveNode(Action):
+    def run(self, node, backend=None, timeout=None):
+        try:
+            settings = HAProxySettings.from_config(self.config)
+            backend = settings.backend_or_default(backend)
+            wait = settings.drain_timeout if timeout is None else timeout
+            removed = load_balancer(settings).remove_server(backend, node, wait)
+        except (BackendError, ValidationError) as exc:
+            return False, {"error": str(exc), "backend": backend, "server": node}
+        return True, {"backend": backend, "server": node, "removed": removed}

@@ -1,0 +1,439 @@
+"""DNS backend against a real BIND9 ``named`` on loopback: TSIG-signed RFC 2136 updates,
+verified with dnspython and with ``dig``; refusals, timeouts and hostile names."""
+
+import dataclasses
+import logging
+import os
+import socket
+import subprocess
+import time
+
+import dns.message
+import dns.query
+import dns.rcode
+import dns.update
+import pytest
+import yaml
+from conftest import ROOT
+
+from autoscale_core.backend import BackendError
+from autoscale_core.dns import (
+    DnsRegistry,
+    DnsSettings,
+    Rfc2136Registry,
+    parse_address,
+    record_name,
+    registry,
+)
+from autoscale_core.model import ValidationError
+from sandbox.bind import DIR_PREFIX, BindError, BindServer
+from sandbox.net import LOOPBACK
+from st2harness import Datastore, PackLoader
+
+# Every temp directory a test started named in, for the leak check at the end.
+STARTED = []
+
+SEEDED = [
+    "alias IN CNAME ns1",  # an A added here is ignored by BIND (CNAME and other data)
+    "keep IN A 10.9.9.9",
+    "keep IN TXT \"not ours\"",
+]
+
+
+def start_bind(**kwargs):
+    server = BindServer(**kwargs).start()
+    STARTED.append(server.directory)
+    return server
+
+
+def named_processes(directory):
+    done = subprocess.run(["pgrep", "-f", directory], stdout=subprocess.PIPE, check=False)
+    return done.stdout.split()
+
+
+def stop_and_check(server):
+    directory = server.directory
+    server.stop()
+    assert named_processes(directory) == [], "named still runs for %s" % directory
+    assert not os.path.exists(directory)
+
+
+@pytest.fixture(scope="module")
+def bind():
+    server = start_bind(other_keys=["other"], records=SEEDED)
+    yield server
+    stop_and_check(server)
+
+
+@pytest.fixture
+def own_bind():
+    """A server of the test's own, for tests that stop or freeze it."""
+    server = start_bind()
+    yield server
+    stop_and_check(server)
+
+
+def fast(settings):
+    # Short timeouts keep failure tests quick; the production defaults are 5 s x 3.
+    return dataclasses.replace(settings, timeout=0.3, attempts=2, retry_delay=0.05)
+
+
+def settings_for(server, **overrides):
+    return fast(DnsSettings.from_config({"dns": server.config(**overrides)}))
+
+
+@pytest.fixture
+def dns_registry(bind):
+    return Rfc2136Registry(settings_for(bind))
+
+
+def pack_config(server, **dns_overrides):
+    with open(os.path.join(ROOT, "autoscale.yaml.example"), encoding="utf-8") as handle:
+        config = yaml.safe_load(handle)
+    config["dns"] = server.config(**dns_overrides)
+    return config
+
+
+def run_action(server, action, config=None, **params):
+    loader = PackLoader(ROOT, Datastore(), config=config or pack_config(server))
+    return loader.action(action).run(**params)
+
+
+# -- adding, replacing, deleting ----------------------------------------------------------------
+
+
+def test_added_record_resolves_over_dns_and_with_dig(bind, dns_registry):
+    record = dns_registry.add_record("web-3f9a1c", bind.zone, "10.0.0.5", ttl=120)
+    assert (record.fqdn, record.type, record.address, record.ttl) == (
+        "web-3f9a1c.example.test", "A", "10.0.0.5", 120)
+    assert bind.query("web-3f9a1c.example.test") == ("NOERROR", ["10.0.0.5"])
+    assert bind.query("web-3f9a1c.example.test", tcp=False) == ("NOERROR", ["10.0.0.5"])
+    # A second, independent client: BIND's own dig.
+    assert bind.dig("web-3f9a1c.example.test", "A", "+short").split() == ["10.0.0.5"]
+    answer = bind.dig("web-3f9a1c.example.test", "A", "+noall", "+answer").split()
+    assert answer == ["web-3f9a1c.example.test.", "120", "IN", "A", "10.0.0.5"]
+    assert dns_registry.lookup("web-3f9a1c", bind.zone) == {"A": ["10.0.0.5"], "AAAA": []}
+
+
+def test_add_replaces_the_address_and_is_idempotent(bind, dns_registry):
+    dns_registry.add_record("web-replace", bind.zone, "10.0.0.5")
+    dns_registry.add_record("web-replace", bind.zone, "10.0.0.6")
+    assert bind.query("web-replace.example.test") == ("NOERROR", ["10.0.0.6"])
+    again = dns_registry.add_record("web-replace", bind.zone, "10.0.0.6")
+    assert again.address == "10.0.0.6"
+    assert bind.query("web-replace.example.test") == ("NOERROR", ["10.0.0.6"])
+
+
+def test_ipv6_address_makes_an_aaaa_record_beside_the_a(bind, dns_registry):
+    dns_registry.add_record("web-six", bind.zone, "10.0.0.7")
+    record = dns_registry.add_record("web-six", bind.zone, "2001:DB8:0:0::7")
+    assert (record.type, record.address) == ("AAAA", "2001:db8::7")
+    assert bind.query("web-six.example.test", "AAAA") == ("NOERROR", ["2001:db8::7"])
+    assert bind.dig("web-six.example.test", "AAAA", "+short").split() == ["2001:db8::7"]
+    assert bind.query("web-six.example.test", "A") == ("NOERROR", ["10.0.0.7"])
+
+
+def test_delete_leaves_nxdomain_and_deleting_again_succeeds(bind, dns_registry):
+    dns_registry.add_record("web-gone", bind.zone, "10.0.0.8")
+    dns_registry.add_record("web-gone", bind.zone, "2001:db8::8")
+    assert dns_registry.delete_record("web-gone", bind.zone) == "web-gone.example.test"
+    assert bind.query("web-gone.example.test") == ("NXDOMAIN", [])
+    assert bind.query("web-gone.example.test", "AAAA") == ("NXDOMAIN", [])
+    assert "status: NXDOMAIN" in bind.dig("web-gone.example.test", "A")
+    assert dns_registry.delete_record("web-gone", bind.zone) == "web-gone.example.test"
+    assert dns_registry.delete_record("never-there", bind.zone) == "never-there.example.test"
+
+
+def test_delete_removes_only_address_records(bind, dns_registry):
+    dns_registry.delete_record("keep", bind.zone)
+    assert bind.query("keep.example.test", "A") == ("NOERROR", [])
+    assert bind.query("keep.example.test", "TXT") == ("NOERROR", ['"not ours"'])
+
+
+def test_names_are_zone_relative_when_domain_is_below_the_zone(bind, dns_registry):
+    record = dns_registry.add_record("web-1", "eu.example.test", "10.0.1.1", zone=bind.zone)
+    assert record.fqdn == "web-1.eu.example.test" and record.zone == "example.test"
+    assert bind.query("web-1.eu.example.test") == ("NOERROR", ["10.0.1.1"])
+    # the zone's apex itself is inside the zone
+    assert record_name("example", "test", "example.test").relative == "@"
+
+
+# -- refusals -------------------------------------------------------------------------------
+
+
+def test_wrong_secret_is_a_clear_error_without_the_secret(bind):
+    wrong = BindServer._new_secret()
+    bad = Rfc2136Registry(settings_for(bind, tsig_secret=wrong))
+    with pytest.raises(BackendError) as err:
+        bad.add_record("web-3f9a1c", bind.zone, "10.0.0.5")
+    text = str(err.value)
+    assert text.startswith("DNS: add web-3f9a1c.example.test A 10.0.0.5: server refused the "
+                           "update (NOTAUTH: TSIG key not accepted, BADSIG")
+    assert not err.value.retryable
+    assert wrong not in text and bind.key_secret not in text
+    with pytest.raises(BackendError, match=r"DNS: delete web-x.example.test A/AAAA: .*BADSIG"):
+        bad.delete_record("web-x", bind.zone)
+
+
+def test_unknown_key_and_wrong_algorithm_are_badkey(bind):
+    for overrides in ({"tsig_key_name": "nobody"}, {"tsig_algorithm": "hmac-sha512"}):
+        with pytest.raises(BackendError, match="BADKEY: the server has no key") as err:
+            Rfc2136Registry(settings_for(bind, **overrides)).add_record(
+                "web-badkey", bind.zone, "10.0.0.5")
+        assert not err.value.retryable
+    assert bind.query("web-badkey.example.test") == ("NXDOMAIN", [])
+
+
+def test_key_without_update_rights_is_refused(bind):
+    other = settings_for(bind, tsig_key_name="other", tsig_secret=bind.other_keys["other"])
+    with pytest.raises(BackendError, match=r"\(REFUSED: key other may not update zone "
+                                           r"example.test") as err:
+        Rfc2136Registry(other).add_record("web-other", bind.zone, "10.0.0.5")
+    assert not err.value.retryable
+    assert bind.query("web-other.example.test") == ("NXDOMAIN", [])
+
+
+def test_unsigned_update_is_refused_by_the_server(bind):
+    update = dns.update.UpdateMessage(bind.zone + ".")
+    update.replace("unsigned", 60, "A", "10.6.6.6")
+    response = dns.query.tcp(update, LOOPBACK, timeout=2, port=bind.port)
+    assert dns.rcode.to_text(response.rcode()) == "REFUSED"
+    assert bind.query("unsigned.example.test") == ("NXDOMAIN", [])
+    with open(bind.log_path, encoding="utf-8") as handle:
+        assert "update 'example.test/IN' denied" in handle.read()
+
+
+def test_zone_the_server_does_not_serve_is_notauth(bind, dns_registry):
+    with pytest.raises(BackendError, match="NOTAUTH: the server is not authoritative for zone "
+                                           "elsewhere.test"):
+        dns_registry.add_record("web-1", "elsewhere.test", "10.0.0.5", zone="elsewhere.test")
+
+
+def test_update_the_server_accepts_but_does_not_serve_is_an_error(bind, dns_registry):
+    # BIND answers NOERROR but ignores an A beside a CNAME: only the check query sees it.
+    with pytest.raises(BackendError, match=r"DNS: add alias.example.test A 10.0.0.5: the server "
+                                           r"accepted the update but answers nothing"):
+        dns_registry.add_record("alias", bind.zone, "10.0.0.5")
+
+
+HOSTILE_NAMES = ["a;b", "a b", "x\n", "..", "a" * 64, "", "Web", "*", "a.b", "-a", "a\x00",
+                 None, 7]
+HOSTILE_DOMAINS = ["example.test\n", "ex ample.test", "..", "example..test", "example.test;",
+                   "notexample.test", "other.test", "test", ""]
+HOSTILE_ADDRESSES = ["10.0.0.256", "10.0.0.5\n", "10.0.0.5; rm", "0.0.0.0", "::", "224.0.0.1",
+                     "fe80::1%eth0", "web.example.test", "", 167772165]
+
+
+def test_hostile_input_is_refused_before_any_io(bind):
+    # A listener nothing should ever connect to: the registry points at it.
+    with socket.socket() as trap:
+        trap.bind((LOOPBACK, 0))
+        trap.listen(8)
+        trap.setblocking(False)
+        settings = dataclasses.replace(settings_for(bind), port=trap.getsockname()[1])
+        target = Rfc2136Registry(settings)
+        calls = [lambda n=n: target.add_record(n, bind.zone, "10.0.0.5") for n in HOSTILE_NAMES]
+        calls += [lambda n=n: target.delete_record(n, bind.zone) for n in HOSTILE_NAMES]
+        calls += [lambda d=d: target.add_record("web", d, "10.0.0.5") for d in HOSTILE_DOMAINS]
+        calls += [lambda d=d: target.delete_record("web", d) for d in HOSTILE_DOMAINS]
+        calls += [lambda a=a: target.add_record("web", bind.zone, a) for a in HOSTILE_ADDRESSES]
+        calls += [lambda t=t: target.add_record("web", bind.zone, "10.0.0.5", ttl=t)
+                  for t in (-1, True, "60", 2 ** 31)]
+        calls += [lambda: target.add_record("web", "example.test", "10.0.0.5", zone="bad zone")]
+        for call in calls:
+            with pytest.raises(ValidationError):
+                call()
+        with pytest.raises(BlockingIOError):
+            trap.accept()
+    with pytest.raises(ValidationError, match="outside the zone example.test"):
+        record_name("web", "notexample.test", "example.test")
+    with pytest.raises(ValidationError, match="is 64 characters long"):
+        record_name("a" * 64, "example.test", "example.test")
+
+
+def test_addresses_and_names_are_canonical():
+    assert parse_address("2001:0DB8::0001") == ("AAAA", "2001:db8::1")
+    assert parse_address("192.0.2.1") == ("A", "192.0.2.1")
+    name = record_name("web-1", "Example.Test.", "example.test")
+    assert (name.fqdn, name.relative) == ("web-1.example.test", "web-1")
+
+
+# -- the server away ---------------------------------------------------------------------------
+
+
+def test_stopped_server_is_a_quick_retryable_error_and_recovers(own_bind):
+    target = Rfc2136Registry(settings_for(own_bind))
+    target.add_record("web-before", own_bind.zone, "10.0.0.1")
+    own_bind.down()
+    started = time.monotonic()
+    with pytest.raises(BackendError) as err:
+        target.add_record("web-3f9a1c", own_bind.zone, "10.0.0.5")
+    assert time.monotonic() - started < 2
+    assert err.value.retryable
+    assert str(err.value) == (
+        "DNS: add web-3f9a1c.example.test A 10.0.0.5: connection to 127.0.0.1 port %d refused "
+        "(is the DNS server running?)" % own_bind.port)
+    own_bind.up()
+    target.add_record("web-3f9a1c", own_bind.zone, "10.0.0.5")
+    # the zone and its journal survive restarts
+    own_bind.restart()
+    assert own_bind.query("web-before.example.test") == ("NOERROR", ["10.0.0.1"])
+    assert own_bind.query("web-3f9a1c.example.test") == ("NOERROR", ["10.0.0.5"])
+
+
+def test_server_that_does_not_answer_times_out_within_bounds(own_bind):
+    settings = settings_for(own_bind)
+    target = Rfc2136Registry(settings)
+    own_bind.pause()
+    try:
+        for call in (lambda: target.add_record("web-slow", own_bind.zone, "10.0.0.5"),
+                     lambda: target.delete_record("web-slow", own_bind.zone)):
+            started = time.monotonic()
+            with pytest.raises(BackendError, match=r"no answer to the update from 127.0.0.1 "
+                                                   r"port \d+ within 0.3 s") as err:
+                call()
+            elapsed = time.monotonic() - started
+            # two attempts of 0.3 s and one pause of 0.05 s, plus slack for a loaded machine
+            assert 0.6 <= elapsed < 3, elapsed
+            assert err.value.retryable
+    finally:
+        own_bind.unpause()
+    # the retried updates were idempotent: whatever the server did with them, one answer
+    target.add_record("web-slow", own_bind.zone, "10.0.0.5")
+    assert own_bind.query("web-slow.example.test") == ("NOERROR", ["10.0.0.5"])
+
+
+# -- settings ----------------------------------------------------------------------------------
+
+
+def test_settings_from_config(bind):
+    config = bind.config(service_address="10.0.0.80")
+    settings = DnsSettings.from_config({"dns": config})
+    assert (settings.server, settings.port, settings.zone, settings.ttl) == (
+        LOOPBACK, bind.port, "example.test", 60)
+    assert bind.key_secret not in repr(settings)
+    assert isinstance(registry(settings), DnsRegistry)
+    for key in ("server", "zone", "tsig_key_name", "tsig_secret"):
+        with pytest.raises(ValidationError, match="config key dns.%s is missing" % key):
+            DnsSettings.from_config({"dns": dict(config, **{key: ""})})
+    with pytest.raises(ValidationError, match="config key dns is missing"):
+        DnsSettings.from_config({})
+    not_base64 = "not base64 but secret!"
+    with pytest.raises(ValidationError, match="dns.tsig_secret is not a base64 key") as err:
+        DnsSettings.from_config({"dns": dict(config, tsig_secret=not_base64)})
+    assert not_base64 not in str(err.value)
+    for key, value, message in (
+        ("server", "ns1.example.test", "dns.server must be an IP address"),
+        ("port", 70000, "dns.port must be a port number"),
+        ("tsig_algorithm", "hmac-sha3", "dns.tsig_algorithm must be one of"),
+        ("zone", "bad zone", "config key dns.zone 'bad zone' is not a valid DNS name"),
+        ("ttl", -5, "config key dns.ttl must be a whole number"),
+        ("service_address", "lb.example.test", "dns.service_address 'lb.example.test' is not"),
+    ):
+        with pytest.raises(ValidationError, match=message):
+            DnsSettings.from_config({"dns": dict(config, **{key: value})})
+
+
+# -- the actions, run as st2 runs them -----------------------------------------------------------
+
+
+def test_actions_add_and_delete_through_the_harness(bind):
+    result = run_action(bind, "dns_add_record", name="web-act", domain=bind.zone,
+                        address="10.0.0.9", ttl=None, zone=None)
+    assert result.ok, result
+    assert result.result == {"fqdn": "web-act.example.test", "type": "A", "address": "10.0.0.9",
+                             "ttl": 60, "zone": "example.test", "verified": True}
+    assert bind.query("web-act.example.test") == ("NOERROR", ["10.0.0.9"])
+    # no address: the group's service name points at the load balancer
+    config = pack_config(bind, service_address="10.0.0.80")
+    result = run_action(bind, "dns_add_record", config=config, name="web", domain=bind.zone,
+                        ttl=30)
+    assert result.ok and result.result["address"] == "10.0.0.80" and result.result["ttl"] == 30
+    assert bind.query("web.example.test") == ("NOERROR", ["10.0.0.80"])
+    result = run_action(bind, "dns_delete_record", name="web-act", domain=bind.zone)
+    assert result.ok and result.result == {"fqdn": "web-act.example.test", "deleted": True}
+    assert bind.query("web-act.example.test") == ("NXDOMAIN", [])
+
+
+def test_actions_report_failures(bind):
+    result = run_action(bind, "dns_add_record", name="a;b", domain=bind.zone, address="10.0.0.9")
+    assert not result.ok
+    assert result.result == {"error": "record name 'a;b' is not a DNS label: use lowercase "
+                                      "letters, digits and '-', starting and ending with a "
+                                      "letter or digit", "retryable": False}
+    result = run_action(bind, "dns_add_record", name="web", domain=bind.zone)
+    assert not result.ok and "dns.service_address is empty" in result.result["error"]
+    config = pack_config(bind, tsig_secret=BindServer._new_secret())
+    result = run_action(bind, "dns_delete_record", config=config, name="web-act",
+                        domain=bind.zone)
+    assert not result.ok
+    assert result.result["system"] == "DNS" and result.result["operation"] == "delete"
+    assert result.result["object"] == "web-act.example.test A/AAAA"
+    assert "BADSIG" in result.result["error"] and result.result["retryable"] is False
+    missing = run_action(bind, "dns_delete_record", domain=bind.zone)
+    assert not missing.ok and "'name' is a required property" in missing.error
+
+
+def test_no_secret_in_logs_results_or_errors(bind, caplog):
+    caplog.set_level(logging.DEBUG)
+    wrong = BindServer._new_secret()
+    seen = []
+    good = settings_for(bind)
+    Rfc2136Registry(good).add_record("web-log", bind.zone, "10.0.0.5")
+    Rfc2136Registry(good).delete_record("web-log", bind.zone)
+    for bad in (settings_for(bind, tsig_secret=wrong),
+                settings_for(bind, tsig_key_name="other", tsig_secret=bind.other_keys["other"])):
+        with pytest.raises(BackendError) as err:
+            Rfc2136Registry(bad).add_record("web-log", bind.zone, "10.0.0.5")
+        seen.append(str(err.value))
+        seen.append(repr(err.value))
+    for config in (pack_config(bind), pack_config(bind, tsig_secret=wrong)):
+        for action, params in (("dns_add_record", {"address": "10.0.0.5"}),
+                               ("dns_delete_record", {})):
+            result = run_action(bind, action, config=config, name="web-log", domain=bind.zone,
+                                **params)
+            seen.append(repr(result))
+    assert any("BADSIG" in text for text in seen)  # the failure paths really ran
+    assert any("'verified': True" in text for text in seen)
+    seen += [record.getMessage() for record in caplog.records]
+    seen += [repr(record.args) for record in caplog.records]
+    seen += [record.exc_text or "" for record in caplog.records]
+    assert any("web-log.example.test" in text for text in seen)  # and were logged
+    for secret in (bind.key_secret, bind.other_keys["other"], wrong):
+        for text in seen:
+            assert secret not in text
+
+
+# -- the BIND launcher itself --------------------------------------------------------------------
+
+
+def test_bind_refuses_a_broken_zone_with_checkzone_words():
+    server = BindServer(records=["broken IN A not-an-address"])
+    with pytest.raises(BindError, match="named-checkzone failed") as err:
+        server.start()
+    assert "not-an-address" in str(err.value) or "bad dotted quad" in str(err.value)
+    assert server.directory is None and not server.running
+
+
+def test_bind_runs_from_a_private_copy_where_apparmor_would_confine_it():
+    server = start_bind(private_binary=True)
+    try:
+        exe = os.path.realpath("/proc/%d/exe" % server.pid)
+        assert exe == os.path.join(os.path.realpath(server.directory), "named")
+        assert server.query(server.fqdn("ns1")) == ("NOERROR", [LOOPBACK])
+        # no rndc channel, so two servers never fight over 127.0.0.1:953
+        with open(server.log_path, encoding="utf-8") as handle:
+            assert "command channel listening" not in handle.read()
+    finally:
+        stop_and_check(server)
+
+
+def test_no_named_left_behind(bind):
+    assert len(STARTED) >= 4
+    assert all(os.path.basename(d).startswith(DIR_PREFIX) for d in STARTED)
+    # The shared server still runs: pgrep finds it, so an empty answer below means something.
+    assert named_processes(bind.directory)
+    for directory in STARTED:
+        if directory != bind.directory:
+            assert named_processes(directory) == [], directory
+            assert not os.path.exists(directory)
