@@ -63,6 +63,9 @@ class FakeService:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in two writes; with Nagle each kept-alive request
+            # would wait ~40 ms for the client's delayed ACK.
+            disable_nagle_algorithm = True
 
             def _serve(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
@@ -101,7 +104,9 @@ class FakeService:
 
         self._server = ThreadingHTTPServer((LOOPBACK, 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
+        # A short poll keeps stop() fast (serve_forever checks for shutdown between polls).
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
+                                        daemon=True,
                                         name=type(self).__name__)
         self._thread.start()
         return self

@@ -18,6 +18,7 @@ back as it was.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import inspect
 import json
@@ -47,8 +48,14 @@ class ActionResult(NamedTuple):
     error: str = ""
 
 
+@functools.lru_cache(maxsize=None)
+def _realpath(path: str) -> str:
+    # Every load looks at every loaded module's file: resolving each once keeps loads fast.
+    return os.path.realpath(path)
+
+
 def _inside(path: str, folder: str) -> bool:
-    path, folder = os.path.realpath(path), os.path.realpath(folder)
+    path, folder = _realpath(path), _realpath(folder)
     return path == folder or path.startswith(folder + os.sep)
 
 
