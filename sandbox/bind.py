@@ -47,6 +47,8 @@ import dns.rcode
 import dns.rdatatype
 
 from .net import LOOPBACK, free_port_pair
+from .process import spawn
+from .process import stop as stop_process
 
 DIR_PREFIX = "autoscale-bind-"
 SBIN = ("/usr/sbin", "/usr/local/sbin", "/sbin")
@@ -80,18 +82,6 @@ def apparmor_enabled() -> bool:
             return handle.read().strip() == "Y"
     except OSError:
         return False
-
-
-def _parent_death_signal() -> None:
-    """In the child before exec: SIGTERM named when the test process dies, so a killed test
-    run leaves no named behind. Linux only; a no-op elsewhere."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception:  # pragma: no cover - not Linux
-        pass
 
 
 class BindServer:
@@ -233,11 +223,8 @@ class BindServer:
         if self._log is None:
             self._log = open(self.log_path, "ab")  # closed in stop()
         # -g: foreground, log to stderr (into named.log); -n 1: one worker thread is plenty.
-        self.process = subprocess.Popen(
-            [named, "-g", "-n", "1", "-c", self.config_path],
-            stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
-            cwd=self.directory, preexec_fn=_parent_death_signal,
-        )
+        self.process = spawn([named, "-g", "-n", "1", "-c", self.config_path],
+                             stdout=self._log, stderr=subprocess.STDOUT, cwd=self.directory)
         self._paused = False
         deadline = time.monotonic() + self.startup_timeout
         while True:
@@ -264,12 +251,7 @@ class BindServer:
         if self._paused:
             os.kill(process.pid, signal.SIGCONT)  # a stopped process cannot act on SIGTERM
             self._paused = False
-        process.terminate()
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout)
+        stop_process(process, timeout)
 
     def pause(self) -> None:
         """Freeze named (SIGSTOP): the kernel still accepts TCP connections on its socket but

@@ -27,6 +27,9 @@ import time
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from .net import LOOPBACK, free_port, wait_for_port
+from .process import kill as kill_process
+from .process import spawn
+from .process import stop as stop_process
 
 HAPROXY_BIN = os.environ.get("HAPROXY_BIN", "/usr/sbin/haproxy")
 
@@ -143,9 +146,8 @@ class HAProxy:
                 raise HAProxyError("haproxy -c refused the config:\n%s\n%s" % (
                     check.stdout.decode("utf-8", "replace"), self.config_text()))
             self._log = open(os.path.join(self.directory, "haproxy.log"), "wb")
-            self.process = subprocess.Popen(
-                [self.binary, "-db", "-f", self.config_path],
-                stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT)
+            self.process = spawn([self.binary, "-db", "-f", self.config_path],
+                                 stdout=self._log, stderr=subprocess.STDOUT)
             self._wait_ready(timeout)
         except BaseException:
             self.stop()
@@ -210,22 +212,13 @@ class HAProxy:
 
     def kill(self) -> None:
         """HAProxy dies (SIGKILL): both the unix socket and the TCP listener stop answering."""
-        if self.process and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=5)
+        kill_process(self.process)
 
     # -- stopping -------------------------------------------------------------------------------
 
     def stop(self) -> None:
-        if self.process is not None:
-            if self.process.poll() is None:
-                self.process.terminate()
-                try:
-                    self.process.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    self.process.kill()
-                    self.process.wait(timeout=5)
-            self.process = None
+        stop_process(self.process)
+        self.process = None
         if self._log is not None:
             self._log.close()
             self._log = None

@@ -125,13 +125,14 @@ class WebNode:
     def start(self, timeout: float = 10.0) -> WebNode:
         # Imported here so that the file also runs as a plain script (python webnode.py).
         from sandbox.net import free_port, wait_for_port
+        from sandbox.process import spawn
 
         if self._port is None:
             self._port = free_port()
-        self.process = subprocess.Popen(
+        self.process = spawn(
             [sys.executable, os.path.abspath(__file__), "--name", self.name,
              "--port", str(self._port)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             deadline = time.monotonic() + timeout
             while True:
@@ -159,20 +160,16 @@ class WebNode:
 
     def kill(self) -> None:
         """The VM dies: SIGKILL, no goodbye."""
-        if self.process and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=5)
+        from sandbox.process import kill
+
+        kill(self.process)
 
     def stop(self) -> None:
         if self.process is None:
             return
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
+        from sandbox.process import stop
+
+        stop(self.process)
         if self.process.stderr:
             self.process.stderr.close()
         self.process = None

@@ -36,6 +36,7 @@ from novaclient import exceptions as nova_exc
 
 from .backend import BackendError, redact, retry
 from .model import ValidationError, validate_group_name, validate_node_name
+from .settings import backend_section
 
 LOG = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -84,9 +85,7 @@ class ComputeSettings:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> ComputeSettings:
-        section = config.get("openstack") if config else None
-        if not isinstance(section, Mapping):
-            raise ValidationError("config key openstack is missing: see config.schema.yaml")
+        section = backend_section(config, "openstack")
 
         def text(key: str, default: str = "") -> str:
             value = section.get(key, default)

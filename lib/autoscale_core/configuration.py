@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from .backend import BackendError, redact, retry
 from .model import ValidationError, validate_node_name
+from .settings import backend_section
 
 LOG = logging.getLogger(__name__)
 
@@ -86,12 +87,7 @@ class ChefSettings:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> ChefSettings:
-        section = config.get("chef") if config else None
-        if not isinstance(section, Mapping):
-            raise ValidationError("config key chef is missing: see config.schema.yaml")
-        for key in ("server_url", "client_name", "client_key"):
-            if not section.get(key):
-                raise ValidationError("config key chef.%s is missing" % key)
+        section = backend_section(config, "chef", ("server_url", "client_name", "client_key"))
         return cls(
             server_url=section["server_url"].rstrip("/"),
             client_name=section["client_name"],

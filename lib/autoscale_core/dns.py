@@ -37,6 +37,7 @@ import dns.update
 
 from .backend import BackendError, retry
 from .model import ValidationError, validate_domain, validate_label
+from .settings import backend_section
 
 LOG = logging.getLogger(__name__)
 
@@ -77,12 +78,7 @@ class DnsSettings:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> DnsSettings:
-        section = config.get("dns") if config else None
-        if not isinstance(section, Mapping):
-            raise ValidationError("config key dns is missing: see config.schema.yaml")
-        for key in ("server", "zone", "tsig_key_name", "tsig_secret"):
-            if not section.get(key):
-                raise ValidationError("config key dns.%s is missing" % key)
+        section = backend_section(config, "dns", ("server", "zone", "tsig_key_name", "tsig_secret"))
         server = section["server"]
         try:
             ipaddress.ip_address(server)

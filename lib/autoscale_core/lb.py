@@ -30,6 +30,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 from .backend import BackendError, retry
 from .model import ValidationError, validate_backend_name, validate_domain, validate_node_name
+from .settings import backend_section
 
 LOG = logging.getLogger(__name__)
 
@@ -72,11 +73,7 @@ class HAProxySettings:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> HAProxySettings:
-        section = config.get("haproxy") if config else None
-        if not isinstance(section, Mapping):
-            raise ValidationError("config key haproxy is missing: see config.schema.yaml")
-        if not section.get("runtime_api"):
-            raise ValidationError("config key haproxy.runtime_api is missing")
+        section = backend_section(config, "haproxy", ("runtime_api",))
         settings = cls(
             runtime_api=str(section["runtime_api"]),
             backend=section.get("backend") or "",

@@ -49,6 +49,7 @@ from slack_sdk.http_retry.state import RetryState
 
 from .backend import BackendError, redact
 from .model import Group, RecordError, ValidationError, validate_group_name, validate_node_name
+from .settings import backend_section
 from .store import group_key
 
 LOG = logging.getLogger(__name__)
@@ -84,9 +85,7 @@ class SlackSettings:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> SlackSettings:
-        section = config.get("slack") if config else None
-        if not isinstance(section, Mapping):
-            raise ValidationError("config key slack is missing: see config.schema.yaml")
+        section = backend_section(config, "slack")
         token = section.get("token")
         if not token or not isinstance(token, str) or not token.strip():
             raise ValidationError("config key slack.token is missing")

@@ -6,9 +6,21 @@ A missing or malformed key is refused here with the key's full name, before anyt
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, Mapping
+from typing import Any, Dict, Iterable, Mapping
 
 from .model import ValidationError
+
+
+def backend_section(config: Mapping[str, Any], name: str,
+                    required: Iterable[str] = ()) -> Mapping[str, Any]:
+    """A backend's config section, refusing a missing section or required key by name."""
+    section = config.get(name) if config else None
+    if not isinstance(section, Mapping):
+        raise ValidationError("config key %s is missing: see config.schema.yaml" % name)
+    for key in required:
+        if not section.get(key):
+            raise ValidationError("config key %s.%s is missing" % (name, key))
+    return section
 
 
 def _section(config: Mapping[str, Any], name: str) -> Mapping[str, Any]:
