@@ -6,11 +6,11 @@ from autoscale_core.model import ValidationError
 
 
 class LbDrainNode(Action):
-    def run(self, node, backend=None, timeout=None):
+    def run(self, node, backend=None, drain_timeout=None):
         try:
             settings = HAProxySettings.from_config(self.config)
             backend = settings.backend_or_default(backend)
-            wait = settings.drain_timeout if timeout is None else timeout
+            wait = settings.drain_timeout if drain_timeout is None else drain_timeout
             result = load_balancer(settings).drain_server(backend, node, wait)
         except (BackendError, ValidationError) as exc:
             return False, {"error": str(exc), "backend": backend, "server": node}

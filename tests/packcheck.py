@@ -1507,6 +1507,13 @@ def _check_python_action(pack, rel, target, declared, problems):
                 "%s requires %r, which is not a declared parameter (st2 passes only declared "
                 "parameters)" % (run_where, name)
             )
+    # A runner parameter declared to tune the action (e.g. timeout) never reaches run():
+    # run() reading it would always see its own default.
+    for name in sorted(set(accepted) & set(runner_params) & set(declared) - set(without_default)):
+        problems.append(
+            "%s takes %r, but that is a python-script runner parameter: st2 keeps it and never "
+            "passes it to run(); give the action's own parameter another name" % (run_where, name)
+        )
 
 
 # --------------------------------------------------------------------------------------------

@@ -348,7 +348,7 @@ def test_drain_sends_new_requests_elsewhere_while_in_flight_ones_complete(one_st
     drain = action("lb_drain_node", lb.socket_path)
     outcome = {}
     waiter = threading.Thread(target=lambda: outcome.update(
-        result=drain.run(node="web-b1", timeout=10)))
+        result=drain.run(node="web-b1", drain_timeout=10)))
     started = time.monotonic()
     waiter.start()
     wait_until(lambda: lb.servers_state()["web-b1"]["srv_admin_state"] == "8", 5,
@@ -389,7 +389,7 @@ def test_remove_waits_for_in_flight_requests_then_deletes(one_static, webnodes):
     slow = Background(lb.url, 2, 1.0)
     wait_until(lambda: client.sessions("web", "web-b1") == 1, 5, "a session on web-b1")
     remove = action("lb_remove_node", lb.socket_path)
-    result = remove.run(node="web-b1", timeout=10)
+    result = remove.run(node="web-b1", drain_timeout=10)
     assert result == (True, {"backend": "web", "server": "web-b1", "removed": True}, "")
     assert sorted(slow.join()) == [(200, "static-a"), (200, "web-b1")]  # nothing cut
     assert "web-b1" not in lb.servers_state()
@@ -398,7 +398,7 @@ def test_remove_waits_for_in_flight_requests_then_deletes(one_static, webnodes):
     assert get(b.url + "/") == (200, "web-b1")
     assert hits(lb, 10) == {"static-a": 10}
     # Removing again is fine: it is already gone.
-    assert remove.run(node="web-b1", timeout=10) == (
+    assert remove.run(node="web-b1", drain_timeout=10) == (
         True, {"backend": "web", "server": "web-b1", "removed": False}, "")
 
 
@@ -423,7 +423,7 @@ def test_remove_with_sessions_left_after_the_timeout_keeps_the_server_draining(
 
 def test_drain_and_remove_of_a_missing_node_succeed(one_static):
     lb, _ = one_static
-    drain = action("lb_drain_node", lb.socket_path).run(node="web-zz", timeout=1)
+    drain = action("lb_drain_node", lb.socket_path).run(node="web-zz", drain_timeout=1)
     assert drain.ok and drain.result == {"backend": "web", "server": "web-zz", "present": False,
                                          "sessions_left": 0, "drained": True, "waited": 0.0}
     remove = action("lb_remove_node", lb.socket_path).run(node="web-zz")

@@ -544,6 +544,10 @@ HELLO_ACTION_PY = """
     # "timeout" is declared, but it is a python-script runner parameter: st2 keeps it.
     pytest.param(HELLO_ACTION_PY % "self, name, count, timeout",
                  ["requires 'timeout'", "runner parameter"], id="run_requiring_a_runner_parameter"),
+    # Optional in run() and declared: the action believes it can be tuned, st2 never passes it.
+    pytest.param(HELLO_ACTION_PY % "self, name, count, timeout=None",
+                 ["takes 'timeout'", "never passes it to run()"],
+                 id="run_taking_a_runner_parameter"),
     pytest.param("""
         class Hello(object):
             def run(self, name, count=1):

@@ -386,7 +386,9 @@ class Node:
 
     def advance(self, state: str, now: float, cause: str = "", **changes: Any) -> Node:
         """The node in its next lifecycle state; refuses a jump the lifecycle does not allow."""
-        if state != NodeState.FAILED and state not in _TRANSITIONS[self.state]:
+        # The same state again is allowed: a retried workflow step records it twice.
+        allowed = _TRANSITIONS[self.state] + (NodeState.FAILED, self.state)
+        if state not in allowed:
             raise TransitionError(
                 "node %s cannot go from %s to %s" % (self.name, self.state, state)
             )
