@@ -700,3 +700,14 @@ def _alive(pid):
 def test_zz_no_haproxy_or_web_node_outlives_its_test():
     assert STARTED_PIDS, "the tests above started no process"
     assert [pid for pid in STARTED_PIDS if _alive(pid)] == []
+
+
+def test_list_nodes_action_lists_a_backend_and_names_a_missing_one(one_static):
+    lb, _ = one_static
+    listed = action("lb_list_nodes", lb.socket_path).run(backend="web")
+    assert listed.ok, listed
+    assert listed.result["backend"] == "web"
+    assert [server["server"] for server in listed.result["servers"]] == ["static-a"]
+    missing = action("lb_list_nodes", lb.socket_path).run(backend="nope")
+    assert not missing.ok
+    assert missing.result["error"].startswith("HAProxy: show servers state nope:")
