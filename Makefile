@@ -34,10 +34,13 @@ system-packages:
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt requirements-tests.txt
+# requirements-workflows.txt (orquesta, for the workflow tests) goes in last and with --no-deps:
+# orquesta 1.2's metadata pins jsonschema<3, so its dependencies are listed there by hand.
+$(VENV)/.installed: requirements.txt requirements-tests.txt requirements-workflows.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements-tests.txt
+	$(PY) -m pip install -q --no-deps -r requirements-workflows.txt
 	touch $@
 
 clean:
