@@ -222,8 +222,8 @@ def _evaluate(state: GroupState, now: float, settings: PolicySettings) -> ScaleD
         )
 
     if capacity <= normal:
-        return none(Reason.STEADY, "%sno alert; %s in service, the normal size"
-                    % (expired_note, _nodes(in_service)))
+        return none(Reason.STEADY, "%sno alert; %s in service or starting, the normal size"
+                    % (expired_note, _nodes(capacity)))
     if adding:
         return none(Reason.ADDING, "%sno alert, but %s being added; scale-in waits for them"
                     % (expired_note, _nodes(adding)))

@@ -1,0 +1,9 @@
+from st2common.runners.base_action import Action
+
+from autoscale_core import lifecycle
+
+
+class AsgActivity(Action):
+    def run(self, asg, kind, cause="", node=None, count=None, ok=True):
+        return lifecycle.perform(self.action_service, self.config, lifecycle.activity,
+                                 asg, kind, cause=cause, node=node, count=count, ok=ok)

@@ -1,0 +1,9 @@
+from st2common.runners.base_action import Action
+
+from autoscale_core import lifecycle
+
+
+class AsgForget(Action):
+    def run(self, name, force=False):
+        return lifecycle.perform(self.action_service, self.config, lifecycle.forget,
+                                 name, force=force)

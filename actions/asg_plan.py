@@ -1,0 +1,9 @@
+from st2common.runners.base_action import Action
+
+from autoscale_core import lifecycle
+
+
+class AsgPlan(Action):
+    def run(self, asg, direction, count=None):
+        return lifecycle.perform(self.action_service, self.config, lifecycle.plan_change,
+                                 asg, direction, count=count, config=self.config)

@@ -1,0 +1,9 @@
+from st2common.runners.base_action import Action
+
+from autoscale_core import lifecycle
+
+
+class AsgStatus(Action):
+    def run(self, asg):
+        return lifecycle.perform(self.action_service, self.config, lifecycle.status,
+                                 asg, config=self.config)

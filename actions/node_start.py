@@ -1,0 +1,8 @@
+from st2common.runners.base_action import Action
+
+from autoscale_core import lifecycle
+
+
+class NodeStart(Action):
+    def run(self, asg):
+        return lifecycle.perform(self.action_service, self.config, lifecycle.node_start, asg)

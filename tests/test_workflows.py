@@ -1,0 +1,190 @@
+"""The lifecycle workflows, run by orquesta's WorkflowConductor (st2harness.workflows) with the
+pack's real Python actions against real BIND9 and HAProxy and fake Nova, Chef and Slack
+(sandbox.world). After every run, what exists in the backends must match the datastore."""
+
+import types
+
+import pytest
+from conftest import ROOT
+
+from autoscale_core.model import NodeState
+from autoscale_core.store import Store
+from sandbox.world import World
+from st2harness import Datastore, PackLoader
+from st2harness.workflows import WorkflowRunner
+
+ZONE = "example.test"
+
+
+@pytest.fixture(scope="module")
+def world():
+    with World(zone=ZONE, converge_after=0) as started:
+        yield started
+
+
+@pytest.fixture
+def env(world):
+    world.reset()
+    datastore = Datastore()
+    service = datastore.service("autoscale", "Tests")
+    service.set_value("ssh_pub_key", world.ssh_pub_key, local=False)
+    loader = PackLoader(ROOT, datastore, config=world.config())
+    return types.SimpleNamespace(world=world, datastore=datastore, store=Store(service),
+                                 runner=WorkflowRunner(loader))
+
+
+def run(env, ref, **params):
+    return env.runner.run("autoscale." + ref, **params)
+
+
+def create(env, name="web", **params):
+    params.setdefault("domain", ZONE)
+    result = run(env, "asg_create", name=name, **params)
+    assert result.status == "succeeded", result.errors
+    return result
+
+
+def nodes(env, group="web"):
+    state = env.store.load_group(group)
+    return {} if state is None else state.nodes
+
+
+def assert_consistent(env):
+    """Everything the pack made is recorded, and every record's things exist."""
+    inventory = env.world.inventory()
+    groups, problems = env.store.load_all()
+    assert problems == []
+    recorded = {name: node for state in groups.values() for name, node in state.nodes.items()}
+    servers = {server["name"] for server in inventory.servers if not server["deleting"]}
+    node_fqdns = {fqdn.split(".", 1)[0] for fqdn in inventory.dns} - set(groups)
+    lb = {name for servers_ in inventory.haproxy.values() for name in servers_}
+    for kind, names in (("VM", servers), ("DNS record", node_fqdns), ("HAProxy server", lb),
+                        ("Chef node", set(inventory.chef_nodes)),
+                        ("Chef client", set(inventory.chef_clients))):
+        unrecorded = names - set(recorded)
+        assert not unrecorded, "%s without a record: %s" % (kind, sorted(unrecorded))
+    for name, node in recorded.items():
+        if node.state == NodeState.IN_SERVICE:
+            assert name in servers and name in node_fqdns and name in lb, name
+    service_names = {fqdn.split(".", 1)[0] for fqdn in inventory.dns} & set(groups)
+    assert service_names == set(groups)
+
+
+def test_create_adds_the_first_nodes_and_the_service_name(env):
+    result = create(env, min=2, max=4)
+    assert result.output["existed"] is False
+    group_nodes = nodes(env)
+    assert len(group_nodes) == 2
+    assert {node.state for node in group_nodes.values()} == {NodeState.IN_SERVICE}
+    inventory = env.world.inventory()
+    assert "web." + ZONE in inventory.dns
+    assert set(inventory.haproxy["web"]) == set(group_nodes)
+    assert_consistent(env)
+    again = create(env, min=2, max=4)
+    assert again.output["existed"] is True and len(nodes(env)) == 2
+    conflict = run(env, "asg_create", name="web", domain=ZONE, min=2, max=3)
+    assert conflict.status == "failed"
+    assert "max_size" in conflict.output["error"]
+
+
+def test_the_nodes_of_an_expansion_boot_in_parallel(env):
+    create(env, min=1, max=4)
+    result = run(env, "asg_expand", asg="web", count=3)
+    assert result.status == "succeeded", result.errors
+    assert result.output["planned"] == 3 and len(nodes(env)) == 4
+    adds = result.records("add_nodes")
+    assert len(adds) == 3
+    first_end = min(record.ended for record in adds)
+    assert all(record.started < first_end for record in adds), "the adds did not overlap"
+    capped = run(env, "asg_expand", asg="web", count=2)
+    assert capped.status == "succeeded" and capped.output["planned"] == 0
+    assert_consistent(env)
+
+
+def test_deflate_and_remove_never_go_below_the_normal_size(env):
+    create(env, min=1, max=4)
+    assert run(env, "asg_expand", asg="web", count=2).status == "succeeded"
+    result = run(env, "asg_deflate", asg="web", count=5)
+    assert result.status == "succeeded", result.errors
+    assert result.output["planned"] == 2 and len(nodes(env)) == 1
+    assert_consistent(env)
+    (only,) = nodes(env)
+    removed = run(env, "asg_remove_node", asg="web", name=only)
+    assert removed.status == "succeeded", removed.errors
+    assert nodes(env) == {}
+    assert_consistent(env)
+
+
+@pytest.mark.parametrize("failure, step", [
+    ("nova.create", "boot_vm"),
+    ("nova.active", "boot_vm"),
+    ("chef.converge", "wait_for_chef"),
+])
+def test_a_failed_add_leaves_nothing_behind(env, failure, step):
+    create(env, min=0, max=4)
+    with env.world.failure(failure):
+        result = run(env, "asg_add_node", asg="web")
+    assert result.status == "failed"
+    assert [r.status for r in result.records(step)] == ["failed"]
+    assert nodes(env) == {}
+    assert_consistent(env)
+    history = env.store.history("web")
+    assert history[-1].kind == "node_failed" and history[-1].cause
+    assert env.store.load_group("web").scaling.consecutive_failures == 1
+    assert "could not" in env.world.slack.messages[-1].text
+
+
+@pytest.mark.parametrize("failure, step", [
+    ("dns", "register_dns"),
+    ("haproxy", "add_to_lb"),
+])
+def test_an_add_whose_undo_cannot_reach_a_backend_keeps_a_failed_record(env, failure, step):
+    """While DNS or HAProxy is down, the undo cannot reach it either: the node stays recorded
+    as failed with the cause, and removing it once the backend is back finishes the job."""
+    create(env, min=0, max=4)
+    with env.world.failure(failure):
+        result = run(env, "asg_add_node", asg="web")
+    assert result.status == "failed"
+    assert [r.status for r in result.records(step)] == ["failed"]
+    (node,) = nodes(env).values()
+    assert node.state == NodeState.FAILED and "undo stopped" in node.cause
+    assert_consistent(env)
+    assert env.store.history("web")[-1].kind == "node_failed"
+    finished = run(env, "asg_remove_node", asg="web", name=node.name)
+    assert finished.status == "succeeded", finished.errors
+    assert nodes(env) == {}
+    assert_consistent(env)
+
+
+@pytest.mark.parametrize("failure, step", [
+    ("haproxy", "drain"),
+    ("chef.delete", "delete_chef_node"),
+    ("dns", "delete_dns_record"),
+    ("nova.delete", "destroy_vm"),
+])
+def test_a_failed_removal_keeps_the_node_recorded_and_can_be_finished(env, failure, step):
+    create(env, min=1, max=4)
+    (name,) = nodes(env)
+    with env.world.failure(failure):
+        result = run(env, "asg_remove_node", asg="web", name=name)
+    assert result.status == "failed"
+    assert result.records(step)[-1].status == "failed"
+    node = nodes(env)[name]
+    assert node.state == NodeState.FAILED and node.cause
+    assert_consistent(env)
+    finished = run(env, "asg_remove_node", asg="web", name=name)
+    assert finished.status == "succeeded", finished.errors
+    assert nodes(env) == {}
+    assert_consistent(env)
+
+
+def test_delete_refuses_while_nodes_serve_unless_forced(env):
+    create(env, min=2, max=4)
+    refused = run(env, "asg_delete", name="web")
+    assert refused.status == "failed" and "force=true" in refused.output["error"]
+    assert len(nodes(env)) == 2
+    deleted = run(env, "asg_delete", name="web", force=True)
+    assert deleted.status == "succeeded", deleted.errors
+    assert env.datastore.keys() == ["ssh_pub_key"]
+    inventory = env.world.inventory()
+    assert inventory.servers == [] and inventory.dns == {} and inventory.chef_nodes == []
