@@ -50,6 +50,7 @@ from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Tuple, Union
 import yaml
 
 from . import schema as st2schema
+from .casts import CASTS, NONE_MAGIC_VALUE
 
 try:  # Python 3.11+: sre_parse is deprecated (st2 still imports it; same parser)
     from re import _constants as _sre_constants
@@ -452,7 +453,6 @@ def hubot_match(aliases: List[ActionAlias], command: str) -> Optional[Tuple[Acti
 
 # -- Jinja as st2 sets it up ----------------------------------------------------------------------
 
-NONE_MAGIC_VALUE = "%*****__%NONE%__*****%"
 
 
 def _human_time(seconds: Any) -> Optional[str]:
@@ -642,51 +642,12 @@ def match_command(aliases: List[ActionAlias], command: str, bot_prefix: Optional
     return alias, representation, (params_list if multiple else params_list[0])
 
 
-def _cast_none(value: Any) -> Any:
-    return None if value == NONE_MAGIC_VALUE else value
-
-
-def _cast_boolean(value: Any) -> Any:
-    import ast
-
-    value = _cast_none(value)
-    return ast.literal_eval(value.capitalize()) if isinstance(value, str) else value
-
-
-def _cast_object(value: Any) -> Any:
-    import ast
-
-    value = _cast_none(value)
-    if not isinstance(value, str):
-        return value
-    try:
-        return json.loads(value)
-    except ValueError:
-        return ast.literal_eval(value)
-
-
 def _cast_array(value: Any) -> Any:
     # aliasexecution.CAST_OVERRIDES: an alias's array is comma-separated text
     return value if isinstance(value, list) else [part.strip() for part in value.split(",")]
 
 
-def _cast_string(value: Any) -> Any:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise ValueError('Value "%s" must either be a string or None. Got "%s".'
-                         % (value, type(value).__name__))
-    return _cast_none(value)
-
-
-_CASTS = {
-    "array": _cast_array,
-    "boolean": _cast_boolean,
-    "integer": lambda value: int(_cast_none(value)),
-    "number": lambda value: float(_cast_none(value)),
-    "object": _cast_object,
-    "string": _cast_string,
-}
+_CASTS = dict(CASTS, array=_cast_array)
 
 
 def cast_params(params: Mapping[str, Any], parameters: Mapping[str, Mapping[str, Any]]

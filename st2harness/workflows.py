@@ -58,7 +58,6 @@ functions (``st2kv()``, ``json_dump()``...: the workflows here use only orquesta
 
 from __future__ import annotations
 
-import ast
 import concurrent.futures
 import copy
 import json
@@ -86,13 +85,13 @@ from orquesta.expressions import base as expressions  # noqa: E402
 from orquesta.specs import loader as specs_loader  # noqa: E402
 
 from . import schema as st2schema  # noqa: E402
+from .casts import CASTS  # noqa: E402
 from .loader import RUNNER_PARAMETERS as _PYTHON_RUNNER_TYPES  # noqa: E402
 from .loader import LoadedAction, PackLoader  # noqa: E402
 
 __all__ = ["InvalidActionReferencedException", "TaskRecord", "WorkflowResult", "WorkflowRunner"]
 
 # st2common.constants.action / st2common.expressions.functions.data
-NONE_MAGIC_VALUE = "%*****__%NONE%__*****%"
 COMPLETED = list(statuses.COMPLETED_STATUSES)
 
 # contrib/runners/*/runner.yaml (only the runners this harness runs).
@@ -198,46 +197,6 @@ class WorkflowResult:
 
 
 # -- parameters (st2common.util.param, st2common.util.casts, st2common.util.schema) -----------
-
-def _cast_none(value):
-    return None if isinstance(value, str) and value == NONE_MAGIC_VALUE else value
-
-
-def _cast_object(value):
-    value = _cast_none(value)
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return ast.literal_eval(value)
-    return value
-
-
-def _cast_boolean(value):
-    value = _cast_none(value)
-    if isinstance(value, str):
-        return ast.literal_eval(value.capitalize())
-    return value
-
-
-def _cast_string(value):
-    if value is None:
-        return value
-    if not isinstance(value, str):
-        raise ValueError('Value "%s" must either be a string or None. Got "%s".'
-                         % (value, type(value).__name__))
-    return _cast_none(value)
-
-
-CASTS = {
-    "array": _cast_object,
-    "boolean": _cast_boolean,
-    "integer": lambda value: int(_cast_none(value)),
-    "number": lambda value: float(_cast_none(value)),
-    "object": _cast_object,
-    "string": _cast_string,
-}
-
 
 def _cast(value, parameter_schema):
     if value is None or not parameter_schema:
