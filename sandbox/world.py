@@ -21,19 +21,16 @@ It runs, all on 127.0.0.1:
   ``private``), FakeChefServer (organisation ``org``, the pack's API client and a validator,
   both with RSA keys made here), FakeSlack (channel ``#autoscale``, the bot a member).
 
-Wiring, through FakeOpenStack's ``on_create``/``on_delete`` hooks: each new server gets an
-address of its own in 127.77.0.0/16 (every 127/8 address is local on Linux), and its
+Wiring, through FakeOpenStack's ``on_create``/``on_delete`` hooks: each new server's address
+is 127.0.0.1, and its
 cloud-init user data is read as cloud-init would: the ``chef:`` section makes the Chef fake
 "boot" the node (its client and node register at once, the node converges ``converge_after``
 seconds later), but only when it names this Chef server, a validator the server knows and that
 validator's key; otherwise the node never registers and ``world.vms[id].problem`` says why.
-With ``serve_http=True`` each server also gets a real ``WebNode`` process listening on its
-own address at ``world.server_port`` (the config's ``haproxy.server_port``); deleting the
-server stops it. A server that goes to ERROR runs nothing.
-
-Why one address per VM: the pack adds a node to HAProxy as ``<address>:<haproxy.server_port>``
-(one port for every node), so web nodes sharing 127.0.0.1 would need a port each, which the
-pack cannot carry; distinct loopback addresses with one port need no change to the pack.
+With ``serve_http=True`` each server also gets a real ``WebNode`` process on 127.0.0.1 and a
+free port of its own, which the server's metadata names (``autoscale_port``, read by the
+pack's compute backend and passed to the load balancer); deleting the server stops it. A
+server that goes to ERROR runs nothing.
 
 Failure injection: ``fail(what, times=None)`` / ``heal(what=None)`` / ``with
 world.failure(what):``; ``what`` is one of ``FAILURES`` (see there). ``times=None`` lasts until
@@ -51,12 +48,9 @@ import concurrent.futures
 import contextlib
 import functools
 import http.client
-import ipaddress
 import json
 import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -71,15 +65,16 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
-from . import webnode as webnode_module
 from .bind import BindServer
 from .fake_chef import FakeChefServer
 from .fake_openstack import FakeOpenStack
 from .fake_slack import FakeSlack
 from .haproxy import HAProxy
-from .net import LOOPBACK, free_port, wait_for_port
-from .process import spawn
+from .net import LOOPBACK, free_port
 from .webnode import WebNode
+
+# The server metadata key that names a node's port (autoscale_core.compute.PORT_KEY).
+PORT_KEY = "autoscale_port"
 
 # What ``fail`` knows, and what each does (all built on the fakes' and launchers' own knobs).
 FAILURES = {
@@ -97,7 +92,6 @@ FAILURES = {
 _STATE_FAILURES = ("dns", "dns.hang", "haproxy")
 _FOREVER = 10 ** 9
 
-ADDRESS_POOL = ipaddress.ip_network("127.77.0.0/16")
 CLIENT_NAME = "stackstorm"
 REGION = "RegionOne"
 CHANNEL_ID = "C0AUTOSCALE"
@@ -176,44 +170,6 @@ class _LoadBalancer(HAProxy):
                 head = "backend %s\n    balance %s\n" % (name, balance)
                 text = text.replace(head, head + "    option httpchk GET %s\n" % self.httpchk)
         return text
-
-
-class _HostedWebNode(WebNode):
-    """A WebNode on a loopback address of its own (WebNode itself always uses 127.0.0.1)."""
-
-    def __init__(self, name: str, host: str, port: int) -> None:
-        super().__init__(name, port)
-        self.host = host
-
-    @property
-    def address(self) -> str:
-        return self.host
-
-    @property
-    def url(self) -> str:
-        return "http://%s:%d" % (self.host, self.port)
-
-    def start(self, timeout: float = 10.0) -> _HostedWebNode:
-        self.process = spawn(
-            [sys.executable, os.path.abspath(webnode_module.__file__), "--name", self.name,
-             "--port", str(self.port), "--host", self.host],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        try:
-            deadline = time.monotonic() + timeout
-            while True:
-                if self.process.poll() is not None:
-                    err = self.process.stderr.read().decode("utf-8", "replace")
-                    raise WorldError("web node %s exited with %s: %s"
-                                     % (self.name, self.process.returncode, err.strip()))
-                try:
-                    wait_for_port(self.port, host=self.host, timeout=0.2)
-                    return self
-                except TimeoutError:
-                    if time.monotonic() > deadline:
-                        raise
-        except BaseException:
-            self.stop()
-            raise
 
 
 # -- what the world holds ------------------------------------------------------------------------
@@ -317,7 +273,6 @@ class World:
         self.errors: List[str] = []
 
         self._lock = threading.RLock()
-        self._addresses = ADDRESS_POOL.hosts()
         self._failing: Dict[str, Optional[int]] = {}  # what -> None (until healed) or count
         self._injected: List[Any] = []  # the fakes' rules this World added, to cancel on heal
         self._socket_aside: Optional[str] = None
@@ -550,21 +505,6 @@ class World:
 
     # -- the wiring ---------------------------------------------------------------------------
 
-    def _next_address(self) -> str:
-        """A fresh loopback address; with web nodes, one where ``server_port`` is free."""
-        with self._lock:
-            for candidate in self._addresses:
-                address = str(candidate)
-                if not self.serve_http:
-                    return address
-                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-                    try:
-                        probe.bind((address, self.server_port))
-                    except OSError:
-                        continue
-                return address
-        raise WorldError("no loopback address left in %s" % ADDRESS_POOL)
-
     def _take(self, what: str) -> bool:
         """Whether a World-side failure applies to this one server (and count it)."""
         with self._lock:
@@ -580,7 +520,7 @@ class World:
 
     def _on_create(self, server: Dict[str, Any]) -> str:
         """FakeOpenStack's hook, called while it answers the create: boot the VM."""
-        address = self._next_address()
+        address = LOOPBACK
         vm = VM(server["id"], server["name"], address, dict(server.get("metadata") or {}))
         with self._lock:
             self.vms[vm.server_id] = vm
@@ -599,13 +539,21 @@ class World:
                                     converge_after=None if never else self.converge_after,
                                     run_list=chef["run_list"], environment=chef["environment"])
             if self.serve_http:
-                vm.web = self._spawn(_HostedWebNode(vm.name, address, self.server_port).start)
+                port = free_port()
+                self._set_metadata(vm.server_id, PORT_KEY, str(port))
+                vm.web = self._spawn(WebNode(vm.name, port).start)
         except Exception as exc:
             # The VM fails to boot: Nova shows it in ERROR, as it would a failed spawn.
             vm.problem = "failed to boot: %s" % exc
             self.errors.append("server %s (%s): %s" % (vm.name, vm.server_id, exc))
             self._server_fault(vm.server_id, "sandbox: %s" % exc)
         return address
+
+    def _set_metadata(self, server_id: str, key: str, value: str) -> None:
+        assert self.openstack is not None
+        server = self.openstack.servers.get(server_id)
+        if server is not None:
+            server.setdefault("metadata", {})[key] = value
 
     def _server_fault(self, server_id: str, message: str) -> None:
         assert self.openstack is not None

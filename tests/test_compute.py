@@ -484,7 +484,8 @@ def test_list_shows_only_the_groups_servers_across_pages(fake):
     assert {s["group"] for s in listed} == {GROUP}
     first = listed[0]
     assert set(first) == {"id", "name", "status", "group", "node", "task_state", "addresses",
-                          "fault", "created"}
+                          "fault", "created", "port"}
+    assert first["port"] is None  # no autoscale_port metadata: the config's server_port
     assert first["status"] == "ACTIVE" and first["addresses"]["private"]
     other = loader.action("vm_list").run(group="web-api")
     assert [s["node"] for s in other.result["servers"]] == ["web-api-dddddd"]
@@ -581,3 +582,13 @@ def test_a_server_being_deleted_is_not_reused(fake):
     again = create(loader)
     assert again.ok and again.result["origin"] == "created"
     assert again.result["server_id"] != old
+
+
+@pytest.mark.parametrize("value, port", [("8081", 8081), ("0", None), ("70000", None),
+                                         ("http", None), (None, None)])
+def test_a_node_may_name_its_port_in_metadata(value, port):
+    from autoscale_core.compute import PORT_KEY, NovaCompute
+
+    raw = type("Raw", (), {"_info": {"id": "i", "name": "web-aaaaaa",
+                                     "metadata": {} if value is None else {PORT_KEY: value}}})
+    assert NovaCompute._server(raw).port == port

@@ -188,3 +188,102 @@ def test_delete_refuses_while_nodes_serve_unless_forced(env):
     assert env.datastore.keys() == ["ssh_pub_key"]
     inventory = env.world.inventory()
     assert inventory.servers == [] and inventory.dns == {} and inventory.chef_nodes == []
+
+
+def test_deflate_under_steady_traffic_fails_no_request():
+    """Real web nodes behind the real HAProxy: while asg_deflate drains and removes three of
+    four nodes one at a time, a steady stream of requests through the frontend all succeed."""
+    import threading
+    import time
+
+    with World(zone=ZONE, converge_after=0, serve_http=True) as world:
+        datastore = Datastore()
+        service = datastore.service("autoscale", "Tests")
+        service.set_value("ssh_pub_key", world.ssh_pub_key, local=False)
+        runner = WorkflowRunner(PackLoader(ROOT, datastore, config=world.config()))
+        created = runner.run("autoscale.asg_create", name="web", domain=ZONE, min=1, max=4,
+                             desired=1)
+        assert created.status == "succeeded", created.errors
+        expanded = runner.run("autoscale.asg_expand", asg="web", count=3)
+        assert expanded.status == "succeeded", expanded.errors
+        deadline = time.monotonic() + 20
+        while {s["op_state"] for s in world.lb_servers().values()} != {"up"}:
+            assert time.monotonic() < deadline, world.lb_servers()
+            time.sleep(0.2)
+
+        answers, failures, stop = [], [], threading.Event()
+
+        def load():
+            while not stop.is_set():
+                try:
+                    status, body = world.http_get(timeout=5)
+                except OSError as exc:
+                    failures.append(repr(exc))
+                    continue
+                (answers if status == 200 else failures).append((status, body))
+
+        threads = [threading.Thread(target=load) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        try:
+            time.sleep(0.5)
+            deflated = runner.run("autoscale.asg_deflate", asg="web", count=3)
+            time.sleep(0.5)
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(timeout=10)
+        assert deflated.status == "succeeded", deflated.errors
+        assert deflated.output["planned"] == 3
+        assert failures == []
+        served_by = {body for _, body in answers}
+        assert len(answers) > 50 and len(served_by) == 4, (len(answers), served_by)
+        assert len(world.lb_servers()) == 1
+
+
+@pytest.fixture
+def pack_copy(tmp_path):
+    """A copy of the pack (its symlinks kept) whose workflows a test may break."""
+    import shutil
+
+    copy = tmp_path / "autoscale"
+    shutil.copytree(ROOT, copy, symlinks=True, ignore=shutil.ignore_patterns(
+        ".venv", ".git", "tests", "__pycache__", ".hypothesis", "sandbox", "st2harness"))
+    return copy
+
+
+def break_workflow(pack, name, old, new):
+    path = pack / "actions" / "workflows" / (name + ".yaml")
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ("        do: mark_configuring", "        do: mark_configurin", "mark_configurin"),
+    ("      state: configuring\n", "      state: configuring\n      colour: blue\n",
+     'unexpected input "colour"'),
+])
+def test_a_broken_workflow_is_refused_before_it_runs(env, pack_copy, old, new, message):
+    break_workflow(pack_copy, "asg_add_node", old, new)
+    runner = WorkflowRunner(PackLoader(str(pack_copy), env.datastore,
+                                       config=env.world.config()))
+    errors = runner.inspect("autoscale.asg_add_node")
+    assert any(message in str(error) for error in errors), errors
+    create(env, min=0, max=4)
+    result = runner.run("autoscale.asg_add_node", asg="web")
+    assert result.status == "failed" and result.tasks == []
+    assert nodes(env) == {}
+
+
+def test_an_always_true_branch_is_caught_by_the_success_path(env, pack_copy):
+    # The VM-failure branch taken on success too: the undo destroys what was just made.
+    break_workflow(pack_copy, "asg_add_node", "      - when: <% failed() %>\n        publish:\n"
+                   "          - server_id: <% result().result.get('server_id') %>",
+                   "      - when: <% true %>\n        publish:\n"
+                   "          - server_id: <% result().result.get('server_id') %>")
+    runner = WorkflowRunner(PackLoader(str(pack_copy), env.datastore, config=env.world.config()))
+    create(env, min=0, max=4)
+    result = runner.run("autoscale.asg_add_node", asg="web")
+    assert result.status == "failed" or nodes(env) == {}
+    assert not [n for n in nodes(env).values() if n.state == NodeState.IN_SERVICE]

@@ -150,17 +150,18 @@ def test_a_vm_created_through_novaclient_converges_serves_and_is_in_the_inventor
     since = time.time()
     booted = create(world, "web-a1b2c3")
     assert booted.ok, booted
-    address = booted.result["address"]
-    assert address.startswith("127.77.")
+    address, port = booted.result["address"], booted.result["port"]
+    assert address == "127.0.0.1" and port and port != world.server_port
     converged = converge(world, "web-a1b2c3", since)
     assert converged.ok and converged.result["run_list"] == ["role[web]"], converged
 
-    # The VM is a real web server on its own address, at the config's haproxy.server_port.
-    assert get("http://%s:%d/" % (address, world.server_port)) == (200, "web-a1b2c3")
+    # The VM is a real web server on 127.0.0.1 at the port its metadata names.
+    assert get("http://%s:%d/" % (address, port)) == (200, "web-a1b2c3")
     assert run(world, "dns_add_record", name="web-a1b2c3", domain=world.zone,
                address=address).ok
-    assert run(world, "lb_add_node", node="web-a1b2c3", address=address).ok
-    assert run(world, "lb_add_node", node="web-a1b2c3", address=address, backend="api").ok
+    assert run(world, "lb_add_node", node="web-a1b2c3", address=address, port=port).ok
+    assert run(world, "lb_add_node", node="web-a1b2c3", address=address, port=port,
+               backend="api").ok
     assert world.http_get() == (200, "web-a1b2c3")
     assert world.http_get(backend="api") == (200, "web-a1b2c3")
 
@@ -169,7 +170,7 @@ def test_a_vm_created_through_novaclient_converges_serves_and_is_in_the_inventor
             for s in seen.servers] == [("web-a1b2c3", GROUP, "web-a1b2c3", "ACTIVE", address)]
     assert seen.dns == {"web-a1b2c3.example.test": [address]}
     assert seen.haproxy["web"]["web-a1b2c3"]["address"] == address
-    assert seen.haproxy["web"]["web-a1b2c3"]["port"] == world.server_port
+    assert seen.haproxy["web"]["web-a1b2c3"]["port"] == port
     assert set(seen.haproxy["api"]) == {"web-a1b2c3"}
     assert seen.chef_nodes == seen.chef_clients == ["web-a1b2c3"]
     assert seen.web_nodes == ["web-a1b2c3"]

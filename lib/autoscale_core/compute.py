@@ -43,6 +43,17 @@ T = TypeVar("T")
 
 GROUP_KEY = "autoscale_group"
 NODE_KEY = "autoscale_node"
+# A VM that serves on its own port (several services per host) says so in this metadata key;
+# without it the node serves on the config's haproxy.server_port.
+PORT_KEY = "autoscale_port"
+
+
+def _metadata_port(value: Any) -> Optional[int]:
+    try:
+        port = int(str(value))
+    except (TypeError, ValueError):
+        return None
+    return port if 0 < port < 65536 else None
 # Nova refuses user_data longer than this once base64-encoded (servers API schema).
 USER_DATA_MAX = 65535
 SSH_KEY_DATASTORE_NAME = "ssh_pub_key"
@@ -216,6 +227,8 @@ class Server:
     address: str = ""
     fault: str = ""
     created: str = ""
+    # The port the node serves on, when its metadata names one (PORT_KEY).
+    port: Optional[int] = None
 
     def as_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -515,6 +528,7 @@ class NovaCompute(Compute):
             address=address,
             fault=str(fault.get("message", "")) if isinstance(fault, dict) else "",
             created=info.get("created", ""),
+            port=_metadata_port(metadata.get(PORT_KEY)),
         )
 
     def _get(self, server_id: str, operation: str) -> Optional[Any]:
