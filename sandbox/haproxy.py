@@ -173,11 +173,12 @@ class HAProxy:
                                    % (timeout, self.log()))
             time.sleep(0.05)
 
-    def cli(self, command: str, timeout: float = 5.0) -> str:
-        """One raw Runtime API command over the unix socket; the whole answer."""
+    def cli(self, command: str, timeout: float = 5.0, path: Optional[str] = None) -> str:
+        """One raw Runtime API command over the unix socket (or the socket file at ``path``,
+        e.g. one moved aside); the whole answer."""
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(timeout)
-            sock.connect(self.socket_path)
+            sock.connect(path or self.socket_path)
             sock.sendall(command.encode("utf-8") + b"\n")
             chunks = []
             while True:

@@ -50,7 +50,6 @@ import functools
 import http.client
 import json
 import os
-import socket
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -749,17 +748,7 @@ class World:
     def lb_command(self, command: str, timeout: float = 5.0) -> str:
         """One raw Runtime API command, also while the socket is 'gone' (fail("haproxy"))."""
         assert self.haproxy is not None and self.haproxy.directory, "not started"
-        path = self._socket_aside or self.haproxy.socket_path
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(timeout)
-            sock.connect(path)
-            sock.sendall(command.encode("utf-8") + b"\n")
-            chunks = []
-            while True:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    return b"".join(chunks).decode("utf-8", "replace")
-                chunks.append(chunk)
+        return self.haproxy.cli(command, timeout, path=self._socket_aside)
 
     def lb_servers(self, backend: Optional[str] = None) -> Dict[str, Dict[str, Any]]:
         """``show servers state`` of a backend: server name -> address, port, admin_state
