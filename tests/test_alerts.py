@@ -9,7 +9,8 @@ from conftest import ROOT
 
 from autoscale_core.alerts import AlertPayloadError, normalise, parse_body
 
-FIXTURES = os.path.join(os.path.dirname(ROOT), "shared", "fixtures", "newrelic")
+# A copy of shared/fixtures/newrelic, so the tests run from any clone.
+FIXTURES = os.path.join(ROOT, "tests", "fixtures", "newrelic")
 
 
 def sample(name):
