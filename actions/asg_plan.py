@@ -4,6 +4,7 @@ from autoscale_core import lifecycle
 
 
 class AsgPlan(Action):
-    def run(self, asg, direction, count=None):
+    def run(self, asg, direction, count=None, cause="", governed=False):
         return lifecycle.perform(self.action_service, self.config, lifecycle.plan_change,
-                                 asg, direction, count=count, config=self.config)
+                                 asg, direction, count=count, config=self.config, cause=cause,
+                                 governed=governed)

@@ -4,5 +4,6 @@ from autoscale_core import lifecycle
 
 
 class NodeStart(Action):
-    def run(self, asg):
-        return lifecycle.perform(self.action_service, self.config, lifecycle.node_start, asg)
+    def run(self, asg, node=None):
+        return lifecycle.perform(self.action_service, self.config, lifecycle.node_start, asg,
+                                 node=node)

@@ -547,6 +547,15 @@ def test_asg_plan_action_reads_every_group_in_one_listing():
     assert (result["count"], result["current"], result["target"]) == (1, 0, 1)
     assert result["group"] == "web" and result["direction"] == "out"
     assert "the global cap of 5 nodes (4 in all groups) allows 1" in result["cause"]
+    # The plan claimed its room: one provisioning record reserved, the scale-out recorded.
+    assert len(result["nodes"]) == 1 and result["recorded"] is True
+    reserved = pack.ok("asg_status", asg="web")["nodes"]
+    assert [(n["name"], n["state"]) for n in reserved] == [(result["nodes"][0], "provisioning")]
+    again = pack.ok("asg_plan", asg="web", direction="out", count=3)
+    assert again["count"] == 0 and again["nodes"] == [] and "allows 0" in again["cause"]
+    zero = pack.ok("asg_plan", asg="web", direction="in")
+    assert zero["count"] == 0 and "1 node being added" in zero["cause"]
+    pack.ok("node_forget", asg="web", node=result["nodes"][0])
     zero = pack.ok("asg_plan", asg="web", direction="in")
     assert zero["count"] == 0 and "normal size of 1" in zero["cause"]
     assert pack.refused("asg_plan", asg="db", direction="out") == \
@@ -701,6 +710,10 @@ def test_add_then_remove_a_node_as_the_workflows_do(pack):
 
     plan = pack.ok("asg_plan", asg="web", direction="out")
     assert plan["count"] == spec["expand_by"] and plan["target"] == 3
+    assert len(plan["nodes"]) == spec["expand_by"]
+    for reserved in plan["nodes"]:
+        assert pack.ok("node_start", asg="web", node=reserved)["node"] == reserved
+        pack.ok("node_forget", asg="web", node=reserved)
 
     picked = pack.ok("node_pick", asg="web")
     assert (picked["name"], picked["server_id"], picked["address"]) == (node, "srv-1",

@@ -88,6 +88,19 @@ REGISTER_FIELDS = {
     "chef_environment": "chef_environment",
     "chat_channel": "chat_channel",
     "dry_run": "dry_run",
+    "match_entities": "alert_matchers",
+    "match_applications": "alert_matchers",
+    "match_servers": "alert_matchers",
+    "match_policies": "alert_matchers",
+    "match_conditions": "alert_matchers",
+}
+# asg_register's alert matcher parameters and the matcher kind each sets (see routing.py).
+MATCH_FIELDS = {
+    "match_entities": "entities",
+    "match_applications": "applications",
+    "match_servers": "servers",
+    "match_policies": "policies",
+    "match_conditions": "conditions",
 }
 
 # History kinds that change the group's scaling state; every other kind is only recorded.
@@ -242,7 +255,11 @@ def register(store: Store, name: Any, domain: Any, config: Optional[Mapping[str,
         raise ValidationError("unknown group setting(s): %s; known settings: %s"
                               % (", ".join(unknown), ", ".join(REGISTER_FIELDS)))
     explicit = {REGISTER_FIELDS[key]: value for key, value in settings.items()
-                if value is not None}
+                if value is not None and key not in MATCH_FIELDS}
+    matchers = {MATCH_FIELDS[key]: value for key, value in settings.items()
+                if key in MATCH_FIELDS and value not in (None, "", [])}
+    if matchers:
+        explicit["alert_matchers"] = matchers
     explicit["domain"] = domain
     group = Group.create(group_defaults(config or {}), name=name, **explicit)
     existing = store.load_group(group.name)
@@ -282,39 +299,93 @@ def new_node_name(group: str, existing: Iterable[str],
                          % (group, NAME_TRIES))
 
 
-def node_start(store: Store, asg: Any, now: Optional[float] = None,
+def _started(group: Group, node: Node) -> Dict[str, Any]:
+    return {"node": node.name, "created_at": node.created_at, "fqdn": group.node_fqdn(node.name),
+            "state": node.state, "group": group_dict(group)}
+
+
+def node_start(store: Store, asg: Any, node: Optional[str] = None, now: Optional[float] = None,
                token: Optional[Callable[[], str]] = None) -> Dict[str, Any]:
     """Record a new node (provisioning) under a name no other node of the group has.
 
-    Refused when the group already has ``max_size`` nodes in service or being added. The
-    datastore has no compare-and-set: the name is checked against the group's listing and
-    its own key, written, and read back; with 2**24 names per group two parallel starts
-    picking the same one is very unlikely, and the read-back catches the usual case of it.
+    With ``node``: take over the record an expand reserved under that name (provisioning,
+    no VM yet); its capacity was counted when it was reserved. Otherwise refused when the
+    group already has ``max_size`` nodes in service or being added. The datastore has no
+    compare-and-set: the name is checked against the group's listing and its own key,
+    written, and read back; with 2**24 names per group two parallel starts picking the same
+    one is very unlikely, and the read-back catches the usual case of it.
     """
     now = _now(now)
+    if node:
+        validate_node_name(node)
     state = _load_group(store, asg)
     group = state.group
+    if node:
+        reserved = state.nodes.get(node)
+        if reserved is None:
+            raise LifecycleError("group %s has no node %s reserved (see: !asg status asg=%s)"
+                                 % (group.name, node, group.name))
+        if reserved.state != NodeState.PROVISIONING or reserved.server_id:
+            raise LifecycleError("node %s of group %s is already %s, not a reservation"
+                                 % (node, group.name, _state_label(reserved.state)))
+        return _started(group, reserved)
     in_service, adding = state.capacity()
     if in_service + adding >= group.max_size:
         raise LifecycleError(
             "group %s already has %s in service or being added, its maximum (max_size %d); "
             "no node recorded" % (group.name, _nodes(in_service + adding), group.max_size))
-    taken = set(state.nodes)
+    return _started(group, _record_new_node(store, group, set(state.nodes), now, token,
+                                            "being added"))
+
+
+def _record_new_node(store: Store, group: Group, taken: set, now: float,
+                     token: Optional[Callable[[], str]], cause: str) -> Node:
+    """Write a provisioning record under a fresh name (added to ``taken``)."""
     for _ in range(NAME_TRIES):
         name = new_node_name(group.name, taken, token)
         taken.add(name)
         key = node_key(group.name, name)
         if store.datastore.get_value(key, local=False) is not None:
             continue
-        node = Node(name=name, group=group.name, state=NodeState.PROVISIONING,
-                    created_at=now, updated_at=now, cause="being added")
-        store.save_node(node)
-        if store.datastore.get_value(key, local=False) != node.to_json():
+        record = Node(name=name, group=group.name, state=NodeState.PROVISIONING,
+                      created_at=now, updated_at=now, cause=cause)
+        store.save_node(record)
+        if store.datastore.get_value(key, local=False) != record.to_json():
             continue  # another start took the same name at the same moment: theirs now
-        return {"node": name, "created_at": now, "fqdn": group.node_fqdn(name),
-                "state": node.state, "group": group_dict(group)}
+        return record
     raise LifecycleError("could not find a free node name for group %s in %d tries"
                          % (group.name, NAME_TRIES))
+
+
+def node_adopt(store: Store, asg: Any, node: Any, server_id: Any, cause: Any = "",
+               now: Optional[float] = None) -> Dict[str, Any]:
+    """Take a VM tagged for the group that no node record knows (an orphan, left by a
+    workflow that died half-way) into the records as a failed node, so that
+    ``asg_remove_node`` can clean up after it like after any failed node.
+
+    Returns ``{adopted, group_exists, node, ...}``: not adopted when the group no longer
+    exists (the caller then only deletes the VM and its Chef node) or when the node has a
+    record after all (then it is no orphan).
+    """
+    now = _now(now)
+    validate_group_name(asg)
+    validate_node_name(node)
+    server_id = _one_line(server_id, "server_id")
+    if store.datastore.get_value(group_key(asg), local=False) is None:
+        return {"adopted": False, "group_exists": False, "node": node, "group": asg,
+                "why": "group %s no longer exists" % asg}
+    spec = _load_spec(store, asg)
+    if store.datastore.get_value(node_key(asg, node), local=False) is not None:
+        return {"adopted": False, "group_exists": True, "node": node, "group": asg,
+                "why": "node %s has a record: not an orphan" % node}
+    record = Node(name=node, group=spec.name, state=NodeState.FAILED, created_at=now,
+                  updated_at=now, server_id=server_id,
+                  cause=clean_cause(cause) or "orphan VM %s adopted for clean-up" % server_id)
+    store.save_node(record)
+    result = node_dict(record)
+    result.update(adopted=True, group_exists=True, node=node,
+                  why="adopted as a failed node for clean-up")
+    return result
 
 
 def _one_line(value: Any, what: str, limit: int = 255) -> str:
@@ -577,19 +648,69 @@ def plan(state: GroupState, others: Iterable[GroupState], direction: str,
     return Plan(IN, requested, granted, cause, capacity, capacity - shrink)
 
 
+_GOVERNED_ACTIONS = {OUT: (policy.Action.SCALE_OUT, policy.Action.REPAIR),
+                     IN: (policy.Action.SCALE_IN,)}
+
+
 def plan_change(store: Store, asg: Any, direction: Any, count: Optional[int] = None,
-                config: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
-    """``plan`` over the stored groups (one listing of every group, for the global cap)."""
+                config: Optional[Mapping[str, Any]] = None, cause: Any = "",
+                governed: Any = False, now: Optional[float] = None,
+                token: Optional[Callable[[], str]] = None) -> Dict[str, Any]:
+    """Decide and claim an expand ("out") or deflate ("in") of a group, in one step.
+
+    Manual (``governed`` false): ``plan`` over the stored groups (one listing of every group,
+    for the global cap). Governed (the governor's triggers and the alert rule): the policy's
+    decision for the group now (``policy.decide_one``: cooldowns, alert, backoff, max, global
+    cap), whatever the trigger asked for when it was dispatched; nothing when the policy no
+    longer wants that direction.
+
+    When nodes are to change, the change is claimed before this returns: for "out" a
+    provisioning record is reserved for each node (``nodes``: their names, which
+    ``asg_add_node`` takes over) and the scale-out is recorded (starting the cooldown); for
+    "in" the scale-in is recorded. The next plan of the group, manual or governed, sees both.
+    The datastore has no compare-and-set, so plans of one group must not overlap: the
+    ``asg_plan`` action's concurrency policy (policies/) runs them one at a time per group.
+    """
+    now = _now(now)
     settings = PolicySettings.from_config(config or {})
     validate_group_name(asg)
     if direction not in (OUT, IN):
         raise ValidationError("direction must be 'out' or 'in', not %r" % (direction,))
+    governed = _bool_field(governed if governed is not None else False, "governed")
+    origin = clean_cause(cause)
     groups, _ = store.load_all()
     # Not listed: say precisely why (unknown, or an unreadable spec).
     state = groups[asg] if asg in groups else _load_group(store, asg)
     others = [other for name, other in groups.items() if name != asg]
-    result = plan(state, others, direction, count, settings).as_dict()
-    result["group"] = asg
+    reason = ""
+    if governed:
+        decision = policy.decide_one(state, others, now, settings)
+        reason = decision.reason
+        wanted = _GOVERNED_ACTIONS[direction]
+        granted = decision.count if decision.action in wanted and not decision.dry_run else 0
+        why = decision.cause if granted else "the policy now says: %s" % decision.cause
+        if decision.acts and decision.action not in wanted:
+            why = "the policy now wants %s, not this: %s" % (
+                decision.action.replace("_", " "), decision.cause)
+        result = Plan(direction, decision.count, granted, why, decision.current,
+                      decision.target if granted else decision.current).as_dict()
+    else:
+        result = plan(state, others, direction, count, settings).as_dict()
+    result.update(group=asg, governed=governed, reason=reason, nodes=[], recorded=False)
+    if result["count"] <= 0:
+        return result
+
+    group = state.group
+    kind = SCALE_OUT if direction == OUT else SCALE_IN
+    if direction == OUT:
+        taken = set(state.nodes)
+        for _ in range(result["count"]):
+            record = _record_new_node(store, group, taken, now, token,
+                                      "reserved: %s" % (origin or "expand"))
+            result["nodes"].append(record.name)
+    text = "%s: %s" % (origin, result["cause"]) if origin else result["cause"]
+    activity(store, asg, kind, text, count=result["count"], now=now)
+    result["recorded"] = True
     return result
 
 

@@ -432,12 +432,18 @@ class AlertState:
     updated_at: float = 0.0
     # When the last alert ended (closed or expired): the scale-in stabilisation starts here.
     ended_at: float = 0.0
+    # Every New Relic issue open for the group, by issue id: {"level", "title", "opened_at",
+    # "updated_at", "acknowledged"}. The fields above summarise them (see alert_state.py).
+    issues: Dict[str, Dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.level not in AlertLevel.ALL:
             raise ValidationError(
                 "alert level %r is not one of %s" % (self.level, ", ".join(AlertLevel.ALL))
             )
+        if not isinstance(self.issues, dict) or not all(
+                isinstance(value, dict) for value in self.issues.values()):
+            raise ValidationError("alert issues must be a mapping of issue id to a record")
 
     @property
     def active(self) -> bool:

@@ -1,0 +1,147 @@
+"""A group's alert state under New Relic deliveries (autoscale_core.alert_state), pure and
+through the asg_alert_record action."""
+
+import pytest
+from test_lifecycle import Pack
+
+from autoscale_core import alert_state
+from autoscale_core.alert_state import Delivery, apply
+from autoscale_core.model import AlertLevel, AlertState, ValidationError
+
+NOW = 1_700_000_000.0
+
+
+def deliver(alert, state, severity, issue, title="", at=NOW, max_age=21600):
+    return apply(alert, Delivery(state, severity, issue, title), at, max_age)
+
+
+def test_open_critical_then_close_ends_the_alert_and_starts_the_scale_in_clock():
+    opened = deliver(AlertState(), "open", "critical", "7", "CPU high")
+    assert opened.changed and opened.announce == alert_state.OPENED
+    assert (opened.alert.level, opened.alert.issue_id, opened.alert.title) == \
+        ("critical", "7", "CPU high")
+    assert opened.alert.opened_at == NOW and opened.alert.updated_at == NOW
+    closed = deliver(opened.alert, "closed", "critical", "7", at=NOW + 300)
+    assert closed.changed and closed.announce == alert_state.ENDED
+    assert closed.alert.level == AlertLevel.NONE and closed.alert.ended_at == NOW + 300
+    assert closed.alert.issues == {}
+
+
+def test_a_repeat_only_refreshes_and_is_not_announced():
+    opened = deliver(AlertState(), "open", "warning", "7").alert
+    again = deliver(opened, "open", "warning", "7", at=NOW + 60)
+    assert again.announce == "" and again.alert.updated_at == NOW + 60
+    assert again.alert.opened_at == NOW and again.alert.level == "warning"
+
+
+def test_escalation_and_downgrade_of_one_issue_change_the_level():
+    warning = deliver(AlertState(), "open", "warning", "7").alert
+    critical = deliver(warning, "open", "critical", "7", at=NOW + 10)
+    assert critical.announce == alert_state.OPENED and critical.alert.level == "critical"
+    lowered = deliver(critical.alert, "open", "warning", "7", at=NOW + 20)
+    assert lowered.alert.level == "warning"
+    info = deliver(lowered.alert, "open", "info", "7", at=NOW + 30)
+    assert info.alert.level == AlertLevel.NONE and info.announce == alert_state.ENDED
+
+
+def test_info_alerts_never_open_anything():
+    change = deliver(AlertState(), "open", "info", "9")
+    assert not change.changed and change.alert.level == AlertLevel.NONE
+    assert "never scale" in change.cause
+
+
+def test_the_alert_ends_only_when_the_last_issue_closes():
+    alert = deliver(AlertState(), "open", "warning", "1", "latency").alert
+    alert = deliver(alert, "open", "critical", "2", "errors", at=NOW + 5).alert
+    assert (alert.level, alert.issue_id, sorted(alert.issues)) == ("critical", "2", ["1", "2"])
+    first = deliver(alert, "closed", "critical", "2", at=NOW + 50)
+    assert first.alert.level == "warning" and first.alert.issue_id == "1"
+    assert "1 other issue still open" in first.cause and first.alert.ended_at == 0
+    last = deliver(first.alert, "closed", "warning", "1", at=NOW + 90)
+    assert last.alert.level == AlertLevel.NONE and last.alert.ended_at == NOW + 90
+
+
+def test_acknowledged_is_recorded_and_still_counts():
+    alert = deliver(AlertState(), "open", "critical", "3").alert
+    ack = deliver(alert, "acknowledged", "critical", "3", at=NOW + 5)
+    assert ack.announce == alert_state.ACK and ack.alert.acknowledged
+    assert ack.alert.level == "critical"
+    unknown = deliver(AlertState(), "acknowledged", "critical", "4")
+    assert not unknown.changed and "recorded only" in unknown.cause
+
+
+def test_close_of_an_unknown_issue_ends_an_alert_only_when_nothing_else_is_open():
+    alert = deliver(AlertState(), "open", "critical", "3").alert
+    other = deliver(alert, "closed", "critical", "99", at=NOW + 5)
+    assert not other.changed and other.alert.level == "critical"
+    # A record from before issues were tracked holds one issue: its close ends it.
+    legacy = AlertState(level="critical", issue_id="3", opened_at=NOW, updated_at=NOW)
+    closed = deliver(legacy, "closed", "critical", "3", at=NOW + 5)
+    assert closed.alert.level == AlertLevel.NONE and closed.alert.ended_at == NOW + 5
+
+
+def test_issues_not_heard_of_for_alert_max_age_are_dropped():
+    alert = deliver(AlertState(), "open", "critical", "old").alert
+    later = deliver(alert, "open", "warning", "new", at=NOW + 7200, max_age=3600)
+    assert sorted(later.alert.issues) == ["new"] and later.alert.level == "warning"
+
+
+def test_the_number_of_open_issues_is_bounded():
+    alert = AlertState()
+    for index in range(alert_state.ISSUES_MAX + 10):
+        alert = deliver(alert, "open", "warning", "i%d" % index, at=NOW + index).alert
+    assert len(alert.issues) == alert_state.ISSUES_MAX
+    assert "i0" not in alert.issues and "i%d" % (alert_state.ISSUES_MAX + 9) in alert.issues
+
+
+@pytest.mark.parametrize("fields, message", [
+    (("opened", "critical", "1"), "alert state"),
+    (("open", "high", "1"), "alert severity"),
+    (("open", "critical", ""), "issue_id"),
+    (("open", "critical", "x" * 201), "issue_id"),
+])
+def test_bad_deliveries_are_refused(fields, message):
+    with pytest.raises(ValidationError, match=message):
+        Delivery(*fields)
+
+
+def test_the_action_records_state_history_and_says_whether_to_scale_now():
+    pack = Pack()
+    pack.group("web")
+    opened = pack.ok("asg_alert_record", asg="web", state="open", severity="critical",
+                     issue_id="42", title="Error rate")
+    assert opened["changed"] and opened["scale_now"] and opened["level"] == "critical"
+    assert opened["announce"] == "alert_opened" and opened["open_issues"] == ["42"]
+    stored = pack.store.load_group("web").alert
+    assert stored.level == "critical" and stored.title == "Error rate"
+    warning = pack.ok("asg_alert_record", asg="web", state="open", severity="warning",
+                      issue_id="43")
+    assert not warning["scale_now"] and warning["level"] == "critical"
+    closed = pack.ok("asg_alert_record", asg="web", state="closed", severity="critical",
+                     issue_id="42")
+    assert closed["level"] == "warning" and not closed["scale_now"]
+    kinds = [event.kind for event in pack.store.history("web")]
+    assert kinds == ["alert_opened", "alert_opened", "alert_closed"]
+
+
+def test_the_action_refuses_an_unknown_group_and_changes_nothing():
+    pack = Pack()
+    before = pack.datastore.keys()
+    assert "no group named db" in pack.refused("asg_alert_record", asg="db", state="open",
+                                               severity="critical", issue_id="1")
+    # st2 refuses a value outside the declared enum before the action runs.
+    done = pack.run("asg_alert_record", asg="web", state="open", severity="fatal",
+                    issue_id="1")
+    assert not done.ok and "'fatal' is not one of" in done.error
+    assert pack.datastore.keys() == before
+
+
+def test_an_unreadable_alert_record_is_replaced_not_fatal():
+    pack = Pack()
+    pack.group("web")
+    pack.datastore.service("autoscale", "X").set_value("autoscale.asg.web.alert", "{oops",
+                                                       local=False)
+    result = pack.ok("asg_alert_record", asg="web", state="open", severity="warning",
+                     issue_id="5")
+    assert result["level"] == "warning"
+    assert pack.store.load_group("web").alert.issue_id == "5"
