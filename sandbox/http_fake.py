@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Dict, List, NamedTuple, Optional
 from urllib.parse import parse_qs, urlsplit
@@ -22,6 +23,8 @@ class Request(NamedTuple):
     query: Dict[str, List[str]]
     headers: Dict[str, str]  # names lowercased
     body: bytes
+    # When it arrived (time.time()): for latency figures such as alert → first VM create.
+    at: float = 0.0
 
     def json(self) -> Any:
         return json.loads(self.body.decode("utf-8")) if self.body else None
@@ -72,7 +75,8 @@ class FakeService:
                 body = self.rfile.read(length) if length else b""
                 parts = urlsplit(self.path)
                 request = Request(self.command, parts.path, parse_qs(parts.query),
-                                  {k.lower(): v for k, v in self.headers.items()}, body)
+                                  {k.lower(): v for k, v in self.headers.items()}, body,
+                                  time.time())
                 with service._lock:
                     service.requests.append(request)
                 try:

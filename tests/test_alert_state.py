@@ -145,3 +145,15 @@ def test_an_unreadable_alert_record_is_replaced_not_fatal():
                      issue_id="5")
     assert result["level"] == "warning"
     assert pack.store.load_group("web").alert.issue_id == "5"
+
+
+def test_status_says_how_many_more_issues_are_open():
+    pack = Pack()
+    pack.group("web")
+    for issue in ("1", "2", "3"):
+        pack.ok("asg_alert_record", asg="web", state="open", severity="warning",
+                issue_id=issue)
+    assert "; 2 more issues open" in pack.ok("asg_status", asg="web")["text"]
+    pack.ok("asg_alert_record", asg="web", state="closed", severity="warning", issue_id="1")
+    pack.ok("asg_alert_record", asg="web", state="closed", severity="warning", issue_id="2")
+    assert "more issue" not in pack.ok("asg_status", asg="web")["text"]

@@ -798,6 +798,9 @@ def status_text(status: Mapping[str, Any], now: float) -> str:
             text += " (issue %s)" % alert["issue_id"]
         if alert["opened_at"]:
             text += ", open for %s" % policy.duration(now - alert["opened_at"])
+        others = len(alert.get("issues") or {}) - 1
+        if others > 0:
+            text += "; %d more issue%s open" % (others, "" if others == 1 else "s")
         if alert["expired"]:
             text += "; expired (no update for too long), counts as over"
         lines.append("alert: " + text)
