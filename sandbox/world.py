@@ -471,7 +471,8 @@ class World:
                 "dedup_window": 600,
             },
             "governor": {
-                "interval": 1,
+                # The tests and the sandbox tick the governor themselves (poll()).
+                "interval": 5,
                 "global_max_nodes": 20,
                 "warning_step": 1,
                 "alert_max_age": 600,
@@ -480,6 +481,9 @@ class World:
                 "backoff_max": 30,
                 "datastore_page_size": 100000,
                 "history_ttl": 3600,
+                "dispatch_timeout": 60,
+                "orphan_scan_interval": 0,
+                "orphan_grace": 60,
             },
             "group_defaults": {
                 "min_size": 1,

@@ -18,14 +18,16 @@ back as it was.
 
 from __future__ import annotations
 
+import copy
 import functools
 import importlib.util
 import inspect
 import json
 import os
 import sys
+import threading
 import traceback
-from typing import Any, Dict, List, NamedTuple, Optional
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 import jsonschema
 import yaml
@@ -117,9 +119,30 @@ def _classes(module: Any, base: type) -> List[type]:
             if issubclass(cls, base) and cls is not base and cls.__module__ == module.__name__]
 
 
-def _read_yaml(path: str) -> Any:
-    with open(path, encoding="utf-8") as handle:
-        return yaml.safe_load(handle)
+# Parsed YAML by path, with the file's (mtime, size) when it was read: st2 reads metadata once
+# at registration, and re-parsing every action's metadata for each execution made the
+# harness, not the pack, the slowest part of a workflow run. A changed file is read again.
+_YAML_CACHE: Dict[str, Tuple[Tuple[int, int], Any]] = {}
+_YAML_LOCK = threading.Lock()
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def read_yaml(path: str) -> Any:
+    """yaml.safe_load of a file, cached until the file changes; a fresh copy each call."""
+    stat = os.stat(path)
+    stamp = (stat.st_mtime_ns, stat.st_size)
+    with _YAML_LOCK:
+        cached = _YAML_CACHE.get(path)
+    if cached is None or cached[0] != stamp:
+        with open(path, encoding="utf-8") as handle:
+            data = yaml.load(handle, Loader=_SAFE_LOADER)
+        cached = (stamp, data)
+        with _YAML_LOCK:
+            _YAML_CACHE[path] = cached
+    return copy.deepcopy(cached[1])
+
+
+_read_yaml = read_yaml
 
 
 class LoadedAction:
@@ -180,6 +203,7 @@ class PackLoader:
         self.datastore = datastore or Datastore()
         self.enable_common_libs = enable_common_libs
         self.config = self.pack_config(config)
+        self._classes: Dict[str, Tuple[Any, type]] = {}
 
     # -- config ------------------------------------------------------------------------------
 
@@ -210,6 +234,9 @@ class PackLoader:
         return found
 
     def action(self, name: str) -> LoadedAction:
+        """The action ``name``; a python-script action's class is loaded once per loader and
+        file version (st2 starts a fresh process per execution; re-importing the library for
+        every action of every workflow made the harness the slowest part of a run)."""
         meta = self.action_metadata().get(name)
         if meta is None:
             raise LookupError("pack %s has no action %r" % (self.pack, name))
@@ -219,6 +246,11 @@ class PackLoader:
         if os.path.normpath(entry) != entry:
             raise ValueError("entry_point %r is not normalised; st2 refuses to run it" % entry)
         file_path = os.path.join(self.pack_dir, "actions", entry)
+        stat = os.stat(file_path)
+        key = (name, file_path, stat.st_mtime_ns, stat.st_size)
+        cached = self._classes.get(name)
+        if cached is not None and cached[0] == key:
+            return LoadedAction(self, meta, cached[1])
         action_base, _, _ = base_classes()
         module = exec_entry_point(
             file_path,
@@ -228,6 +260,7 @@ class PackLoader:
         classes = _classes(module, action_base)
         if not classes:
             raise LookupError('File "%s" has no action class' % file_path)
+        self._classes[name] = (key, classes[0])
         return LoadedAction(self, meta, classes[0])
 
     # -- sensors -----------------------------------------------------------------------------

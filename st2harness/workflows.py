@@ -87,7 +87,7 @@ from orquesta.specs import loader as specs_loader  # noqa: E402
 from . import schema as st2schema  # noqa: E402
 from .casts import CASTS  # noqa: E402
 from .loader import RUNNER_PARAMETERS as _PYTHON_RUNNER_TYPES  # noqa: E402
-from .loader import LoadedAction, PackLoader  # noqa: E402
+from .loader import LoadedAction, PackLoader, read_yaml  # noqa: E402
 
 __all__ = ["InvalidActionReferencedException", "TaskRecord", "WorkflowResult", "WorkflowRunner"]
 
@@ -426,8 +426,7 @@ class WorkflowRunner:
             return
         seen.add(action.ref)
         try:
-            with open(self._entry_point(action), encoding="utf-8") as handle:
-                definition = yaml.safe_load(handle)
+            definition = read_yaml(self._entry_point(action))
             tasks = (definition or {}).get("tasks") or {}
         except Exception:
             return

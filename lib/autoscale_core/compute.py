@@ -1,8 +1,9 @@
 """Virtual machines: OpenStack Nova through python-novaclient on a keystoneauth1 session.
 
 ``Compute`` is what the pack needs from a cloud: boot a node's VM and wait until it runs,
-destroy one and wait until it is gone, list a group's VMs. ``NovaCompute`` implements it;
-another cloud implements the same three methods.
+destroy one and wait until it is gone, list a group's VMs, list every VM the pack tagged (the
+governor's orphan scan). ``NovaCompute`` implements it; another cloud implements the same four
+methods.
 
 Only idempotent calls are retried. Creating a server is not: when a POST may have reached
 Nova but its answer was lost (timeout, reset connection, 5xx), the server is looked up by its
@@ -285,6 +286,11 @@ class Compute(abc.ABC):
     def servers(self, group: str, node: Optional[str] = None) -> List[Server]:
         """The servers tagged with ``group`` (and ``node``), for orphan detection."""
 
+    @abc.abstractmethod
+    def managed_servers(self) -> List[Server]:
+        """Every server tagged with any group (metadata ``autoscale_group``), in one listing:
+        what the governor compares with the node records to find orphans."""
+
 
 def remove_servers(compute: Compute, group: str, node: Optional[str] = None,
                    server_id: Optional[str] = None, timeout: float = 300) -> List[str]:
@@ -557,6 +563,16 @@ class NovaCompute(Compute):
         servers = [self._server(raw) for raw in found]
         return sorted((s for s in servers if s.group == group and (not node or s.node == node)),
                       key=lambda s: (s.name, s.id))
+
+    def managed_servers(self) -> List[Server]:
+        nova = self._client()
+        # One listing of the project's servers (limit=-1 follows Nova's pages, 1000 servers
+        # each by default); Nova does not filter by metadata for a non-admin, so the group tag
+        # is checked here. Servers without it are not the pack's and are left out.
+        found = self._call("Nova", "list servers", "all groups",
+                           lambda: nova.servers.list(limit=-1))
+        servers = [self._server(raw) for raw in found]
+        return sorted((s for s in servers if s.group), key=lambda s: (s.group, s.name, s.id))
 
     def _poll(self, check: Callable[[], Optional[T]], timeout: float) -> Optional[T]:
         """``check()`` until it returns something, or None after ``timeout`` seconds; polls

@@ -1,0 +1,231 @@
+"""The whole event pipeline, as StackStorm would run it: New Relic POSTs to the pack's webhook
+sensor (real HTTP), the sensor's dispatches go through the pack's rules (st2harness.reactor:
+st2's criteria and parameter rendering) to its workflows (orquesta's WorkflowConductor) and
+actions, against real BIND9 and HAProxy and fake Nova, Chef and Slack (sandbox.world); the
+governor sensor ticks on the real clock, with cooldowns of seconds.
+
+critical alert → immediate scale-out → governor ticks add more after the cooldown, never past
+max → close → scale-in after its cooldown down to the normal size → nothing left in flight.
+"""
+
+import copy
+import json
+import os
+import threading
+import time
+import types
+import urllib.request
+
+import pytest
+from conftest import ROOT
+
+from autoscale_core.model import NodeState
+from autoscale_core.store import Store
+from sandbox.net import LOOPBACK, free_port
+from sandbox.world import World
+from st2harness import Datastore, PackLoader
+from st2harness.reactor import Reactor
+from st2harness.workflows import WorkflowRunner
+
+ZONE = "example.test"
+FIXTURES = os.path.join(ROOT, "tests", "fixtures", "newrelic")
+COOLDOWN = 3
+
+
+def fixture(name):
+    with open(os.path.join(FIXTURES, name), encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+@pytest.fixture(scope="module")
+def world():
+    with World(zone=ZONE, converge_after=0, drain_timeout=1) as started:
+        yield started
+
+
+@pytest.fixture
+def pipeline(world):
+    world.reset()
+    datastore = Datastore()
+    service = datastore.service("autoscale", "Tests")
+    service.set_value("ssh_pub_key", world.ssh_pub_key, local=False)
+    port = free_port()
+    config = world.config(webhook={"port": port, "bind_address": LOOPBACK},
+                          governor={"orphan_scan_interval": 0})
+    loader = PackLoader(ROOT, datastore, config=config)
+    reactor = Reactor(loader, WorkflowRunner(loader))
+    webhook = reactor.sensor("NewRelicWebhookSensor")
+    webhook.setup()
+    serving = threading.Thread(target=webhook.run, daemon=True, name="webhook-sensor")
+    serving.start()
+    governor = reactor.sensor("GovernorSensor")
+    governor.setup()
+    env = types.SimpleNamespace(world=world, datastore=datastore, store=Store(service),
+                                reactor=reactor, governor=governor, webhook=webhook,
+                                url="http://%s:%d%s?asg=web" % (LOOPBACK, port,
+                                                                config["webhook"]["path"]),
+                                token=config["webhook"]["token"])
+    _wait_until_serving(env)
+    try:
+        yield env
+    finally:
+        webhook.cleanup()
+        serving.join(timeout=10)
+        assert not serving.is_alive(), "the webhook sensor did not stop"
+
+
+def _wait_until_serving(env, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(env.url.split("?")[0] + "/health", timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+
+
+def post(env, document):
+    request = urllib.request.Request(
+        env.url, data=json.dumps(document).encode("utf-8"), method="POST",
+        headers={"Content-Type": "application/json", "Authorization": "Bearer " + env.token})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.status, json.loads(response.read().decode("utf-8") or "null")
+
+
+def issue(state, priority="CRITICAL", issue_id="e2e-1"):
+    document = fixture("workflows_activated.json")
+    document.update(id=issue_id, state=state, priority=priority,
+                    title="Checkout error rate above 5%")
+    return document
+
+
+def nodes(env):
+    state = env.store.load_group("web")
+    return {} if state is None else state.nodes
+
+
+def in_service(env):
+    return sorted(name for name, node in nodes(env).items()
+                  if node.state == NodeState.IN_SERVICE)
+
+
+def succeeded(executed):
+    failures = [(match.rule, result.status, result.errors) for match, result in executed
+                if result.status != "succeeded"]
+    assert not failures, failures
+
+
+def tick(env):
+    env.governor.poll()
+    done = env.reactor.drain()
+    succeeded(done)
+    assert len(nodes(env)) <= 4, "above max"
+    return done
+
+
+def create_web(env):
+    result = env.reactor.runner.run(
+        "autoscale.asg_create", name="web", domain=ZONE, min=1, max=4, expand_by=2,
+        deflate_by=1, scale_out_cooldown=COOLDOWN, scale_in_cooldown=COOLDOWN)
+    assert result.status == "succeeded", result.errors
+    assert len(in_service(env)) == 1
+
+
+def test_alert_to_scale_out_to_recovery_to_scale_in(pipeline):
+    env = pipeline
+    create_web(env)
+    creates_before = len([r for r in env.world.openstack.service_requests()
+                          if r.method == "POST" and r.path.endswith("/servers")])
+
+    # Critical alert: the rule records it and scales out at once through the policy.
+    posted_at = time.time()
+    status, answer = post(env, issue("ACTIVATED"))
+    assert status in (200, 202) and answer["groups"] == ["web"], answer
+    handled = env.reactor.drain(timeout=5)
+    succeeded(handled)
+    assert [match.rule for match, _ in handled] == ["autoscale.alert_received"]
+    creates = [r for r in env.world.openstack.service_requests()
+               if r.method == "POST" and r.path.endswith("/servers")][creates_before:]
+    assert len(creates) == 2
+    reaction = creates[0].at - posted_at
+    print("webhook POST to first Nova create request: %.3f s" % reaction)
+    assert reaction < 5
+    assert len(in_service(env)) == 3
+    assert env.store.load_group("web").alert.level == "critical"
+
+    # The governor agrees there is nothing more to do inside the cooldown: no dispatch.
+    assert tick(env) == []
+    # After the cooldown, with the alert still open: one more step, capped at max (4).
+    time.sleep(COOLDOWN + 0.2)
+    added = tick(env)
+    assert [match.rule for match, _ in added] == ["autoscale.scale_out"]
+    assert len(in_service(env)) == 4
+    time.sleep(COOLDOWN + 0.2)
+    assert tick(env) == [], "nothing past max"
+
+    # A repeated delivery of the same issue and state is dropped by the sensor.
+    status, answer = post(env, issue("ACTIVATED"))
+    assert status == 200 and answer["status"] == "duplicate"
+    assert env.reactor.drain(timeout=0.5) == []
+
+    # Recovery: the alert ends; the group shrinks one drained node per cooldown to min.
+    status, _ = post(env, issue("CLOSED"))
+    succeeded(env.reactor.drain(timeout=5))
+    assert env.store.load_group("web").alert.level == "none"
+    assert tick(env) == [], "scale-in waits for its cooldown after the alert ends"
+    deadline = time.monotonic() + 60
+    while len(nodes(env)) > 1 and time.monotonic() < deadline:
+        tick(env)
+        time.sleep(0.5)
+    assert len(in_service(env)) == 1 and len(nodes(env)) == 1
+
+    history = env.store.history("web", limit=0)
+    scale_ins = [event.at for event in history if event.kind == "scale_in"]
+    assert len(scale_ins) == 3
+    assert all(b - a >= COOLDOWN for a, b in zip(scale_ins, scale_ins[1:]))
+    assert tick(env) == [] and env.reactor.pending == 0
+    inventory = env.world.inventory()
+    assert len([s for s in inventory.servers if not s["deleting"]]) == 1
+    assert set(inventory.haproxy["web"]) == set(in_service(env))
+    transcript = env.world.slack.transcript()
+    assert "alert opened" in transcript and "alert closed" in transcript
+
+
+def test_a_warning_waits_for_the_governor_and_an_unroutable_alert_dispatches_nothing(pipeline):
+    env = pipeline
+    create_web(env)
+    status, _ = post(env, issue("ACTIVATED", priority="HIGH", issue_id="warn-1"))
+    succeeded(env.reactor.drain(timeout=5))
+    assert env.store.load_group("web").alert.level == "warning"
+    assert len(nodes(env)) == 1, "a warning alone adds nothing until the governor looks"
+    added = tick(env)
+    assert [match.rule for match, _ in added] == ["autoscale.scale_out"]
+    assert len(in_service(env)) == 2
+
+    document = issue("ACTIVATED", issue_id="nobody")
+    request = urllib.request.Request(
+        env.url.replace("?asg=web", ""), data=json.dumps(document).encode("utf-8"),
+        method="POST", headers={"Content-Type": "application/json",
+                                "Authorization": "Bearer " + env.token})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 202
+    assert env.reactor.drain(timeout=0.5) == []
+
+
+def test_the_same_alert_through_st2s_own_webhook(pipeline):
+    env = pipeline
+    create_web(env)
+    document = copy.deepcopy(issue("ACTIVATED", issue_id="st2-1"))
+    document["asg"] = "web"
+    response = env.reactor.post_webhook("newrelic", document)
+    assert response.status == 202
+    succeeded(response.results)
+    assert env.store.load_group("web").alert.level == "critical"
+    assert len(in_service(env)) == 3
+    closed = env.reactor.post_webhook("newrelic", dict(document, state="CLOSED"))
+    succeeded(closed.results)
+    assert env.store.load_group("web").alert.level == "none"
+    bad = env.reactor.post_webhook("newrelic", {"hello": "world"})
+    assert [result.status for _, result in bad.results] == ["failed"]
+    assert "not a New Relic alert" in bad.results[0][1].output["error"]
