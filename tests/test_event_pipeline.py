@@ -44,24 +44,28 @@ def world():
 
 
 @pytest.fixture
-def pipeline(world):
+def pipeline(world, request):
+    """Webhook sensor serving, governor sensor set up, rules wired to workflows. Indirect
+    parameters update the config's governor section."""
     world.reset()
     datastore = Datastore()
     service = datastore.service("autoscale", "Tests")
     service.set_value("ssh_pub_key", world.ssh_pub_key, local=False)
     port = free_port()
-    config = world.config(webhook={"port": port, "bind_address": LOOPBACK},
-                          governor={"orphan_scan_interval": 0})
+    governor = {"orphan_scan_interval": 0}
+    governor.update(getattr(request, "param", {}))
+    config = world.config(webhook={"port": port, "bind_address": LOOPBACK}, governor=governor)
     loader = PackLoader(ROOT, datastore, config=config)
     reactor = Reactor(loader, WorkflowRunner(loader))
     webhook = reactor.sensor("NewRelicWebhookSensor")
     webhook.setup()
     serving = threading.Thread(target=webhook.run, daemon=True, name="webhook-sensor")
     serving.start()
-    governor = reactor.sensor("GovernorSensor")
-    governor.setup()
+    governor_sensor = reactor.sensor("GovernorSensor")
+    governor_sensor.setup()
     env = types.SimpleNamespace(world=world, datastore=datastore, store=Store(service),
-                                reactor=reactor, governor=governor, webhook=webhook,
+                                reactor=reactor, governor=governor_sensor, webhook=webhook,
+                                loader=loader,
                                 url="http://%s:%d%s?asg=web" % (LOOPBACK, port,
                                                                 config["webhook"]["path"]),
                                 token=config["webhook"]["token"])
@@ -229,3 +233,58 @@ def test_the_same_alert_through_st2s_own_webhook(pipeline):
     bad = env.reactor.post_webhook("newrelic", {"hello": "world"})
     assert [result.status for _, result in bad.results] == ["failed"]
     assert "not a New Relic alert" in bad.results[0][1].output["error"]
+
+
+@pytest.mark.parametrize("pipeline", [{"orphan_scan_interval": 1, "orphan_grace": 5}],
+                         indirect=True)
+def test_an_orphan_vm_is_reported_then_cleaned_up_with_everything_named_after_it(pipeline):
+    """A VM tagged for the group with no node record (a workflow that died after booting it,
+    and after registering it in DNS and HAProxy): reported at once, removed after the grace
+    period with its DNS record, HAProxy server and Chef node."""
+    env = pipeline
+    create_web(env)
+    orphan = "web-0a0b0c"
+    group = env.store.load_group("web").group
+    booted = env.loader.action("vm_create").run(
+        group="web", node=orphan, flavor=group.flavor, image=group.image,
+        network=group.network)
+    assert booted.ok, booted
+    assert env.loader.action("dns_add_record").run(
+        name=orphan, domain=ZONE, address=booted.result["address"]).ok
+    assert env.loader.action("lb_add_node").run(
+        backend="web", node=orphan, address=booted.result["address"],
+        port=booted.result.get("port")).ok
+
+    before = env.world.inventory()
+    assert orphan in before.haproxy["web"] and orphan in before.chef_nodes
+    now = time.time()
+    first = env.governor.governor.tick(now)
+    assert [o.node for o in first.orphans] == [orphan]
+    assert env.reactor.drain() == [], "not removed before the grace period"
+    assert orphan in env.world.slack.transcript()
+    assert [e.kind for e in env.store.history("web")].count("orphan") == 1
+
+    later = env.governor.governor.tick(now + 6)
+    assert [d.trigger for d in later.dispatched] == ["autoscale.orphan"]
+    done = env.reactor.drain()
+    succeeded(done)
+    assert [match.rule for match, _ in done] == ["autoscale.orphan"]
+    inventory = env.world.inventory()
+    live = [s["name"] for s in inventory.servers if not s["deleting"]]
+    assert orphan not in live and orphan not in inventory.haproxy["web"]
+    assert not any(fqdn.startswith(orphan + ".") for fqdn in inventory.dns)
+    assert orphan not in inventory.chef_nodes and orphan not in inventory.chef_clients
+    assert orphan not in nodes(env) and len(in_service(env)) == 1
+    assert env.governor.governor.tick(now + 7).dispatched == []
+
+
+def test_an_alert_for_a_group_deleted_meanwhile_fails_with_the_reason(pipeline):
+    env = pipeline
+    payload = {"asg": "ghost", "state": "open", "severity": "critical", "issue_id": "9",
+               "title": "", "entities": [], "policy": "", "condition": "", "url": "",
+               "family": "workflows", "received_at": time.time()}
+    (executed,) = env.reactor.dispatch("autoscale.alert", payload)
+    match, result = executed
+    assert match.rule == "autoscale.alert_received" and result.status == "failed"
+    assert "no group named ghost" in result.output["error"]
+    assert env.datastore.keys() == ["ssh_pub_key"]
