@@ -484,6 +484,7 @@ class World:
                 "dispatch_timeout": 60,
                 "orphan_scan_interval": 0,
                 "orphan_grace": 60,
+                "stuck_after": 600,
             },
             "group_defaults": {
                 "min_size": 1,

@@ -288,3 +288,25 @@ def test_an_alert_for_a_group_deleted_meanwhile_fails_with_the_reason(pipeline):
     assert match.rule == "autoscale.alert_received" and result.status == "failed"
     assert "no group named ghost" in result.output["error"]
     assert env.datastore.keys() == ["ssh_pub_key"]
+
+
+def test_a_node_whose_workflow_died_is_removed(pipeline):
+    """st2 lost an `!asg node add` half-way (its execution abandoned right after the VM
+    booted): the node stays 'provisioning' with a VM and holds every scale-out. Past
+    governor.stuck_after the governor removes it with its VM and its record."""
+    env = pipeline
+    create_web(env)
+    died = env.reactor.runner.run("autoscale.asg_add_node", asg="web", stop_after="boot_vm")
+    assert died.abandoned
+    (stuck,) = [name for name, node in nodes(env).items() if node.pending]
+    assert stuck in [s["name"] for s in env.world.inventory().servers if not s["deleting"]]
+    assert env.governor.governor.tick(time.time()).dispatched == [], "not before stuck_after"
+
+    later = time.time() + 601  # the world's governor.stuck_after is 600 s
+    report = env.governor.governor.tick(later)
+    assert [d.trigger for d in report.dispatched] == ["autoscale.stuck_node"]
+    succeeded(env.reactor.drain())
+    assert stuck not in nodes(env) and len(in_service(env)) == 1
+    inventory = env.world.inventory()
+    assert [s["name"] for s in inventory.servers if not s["deleting"]] == in_service(env)
+    assert env.governor.governor.tick(later + 1).dispatched == []

@@ -14,8 +14,10 @@ from autoscale_core.compute import ComputeSettings, NovaCompute, ServerSpec
 from autoscale_core.governor import (
     ALERT_EXPIRED,
     DECISION,
+    NODE_STUCK,
     ORPHAN,
     ORPHAN_TRIGGER,
+    STUCK_TRIGGER,
     Governor,
     GovernorSettings,
 )
@@ -96,7 +98,9 @@ def seed(store, name, in_service=2, pending=0, alert=None, scaling=None, **spec)
         store.save_scaling(name, scaling)
     for index in range(in_service + pending):
         state = NodeState.IN_SERVICE if index < in_service else NodeState.PROVISIONING
-        store.save_node(Node("%s-n%05d" % (name, index), name, state, NOW - 3600, NOW - 3600))
+        # Nodes being added started a minute ago: well inside governor.stuck_after.
+        at = NOW - 3600 if index < in_service else NOW - 60
+        store.save_node(Node("%s-n%05d" % (name, index), name, state, at, at))
 
 
 def critical(opened=NOW - 120, updated=None, issue="42", title="High error rate"):
@@ -742,3 +746,44 @@ def test_orphans_that_no_workflow_could_take_are_held_and_vms_being_deleted_igno
     assert report.dispatched == [] and service.dispatched == []
     assert announce.kinds() == [("web", Kind.ORPHAN)]  # the tag that is a name
     assert "not cleaned up: group is in dry run" in announce.calls[0]["cause"]
+
+
+# -- stuck nodes -------------------------------------------------------------------------------
+
+
+def test_a_node_stuck_being_added_is_removed_once_and_again_after_the_timeout():
+    announce = Recorder()
+    datastore, service, store, governor = world(
+        {"governor": {"stuck_after": 1800, "dispatch_timeout": 300}}, announce=announce)
+    seed(store, "web", in_service=2)
+    store.save_node(Node("web-dead01", "web", NodeState.CONFIGURING, NOW - 4000, NOW - 1801,
+                         server_id="srv-1", cause="booted"))
+    store.save_node(Node("web-busy01", "web", NodeState.PROVISIONING, NOW - 1000, NOW - 1000))
+    report = governor.tick(NOW)
+    stuck = [d.payload for d in report.dispatched if d.trigger == STUCK_TRIGGER]
+    assert [(p["asg"], p["node"], p["state"], p["since"]) for p in stuck] == \
+        [("web", "web-dead01", "configuring", NOW - 1801)]
+    assert "configuring for 30 min" in stuck[0]["cause"] and service.dropped == []
+    assert [e.node for e in events(store, "web", NODE_STUCK)] == ["web-dead01"]
+    assert ("web", Kind.NODE_FAILED) in announce.kinds()
+    assert [d for d in governor.tick(NOW + 30).dispatched if d.trigger == STUCK_TRIGGER] == []
+    again = governor.tick(NOW + 301).dispatched
+    assert [d.payload["node"] for d in again if d.trigger == STUCK_TRIGGER] == ["web-dead01"]
+
+
+def test_stuck_nodes_of_paused_and_dry_run_groups():
+    datastore, service, store, governor = world({"governor": {"stuck_after": 600}})
+    seed(store, "paused", in_service=2, paused=True)
+    seed(store, "trial", in_service=2, dry_run=True)
+    for group in ("paused", "trial"):
+        store.save_node(Node(group + "-dead01", group, NodeState.PROVISIONING, NOW - 900,
+                             NOW - 900))
+    report = governor.tick(NOW)
+    assert [d for d in report.dispatched if d.trigger == STUCK_TRIGGER] == []
+    assert [e.node for e in events(store, "trial", NODE_STUCK)] == ["trial-dead01"]
+    assert events(store, "paused", NODE_STUCK) == []
+
+
+def test_stuck_after_is_checked_by_key():
+    with pytest.raises(ValidationError, match="governor.stuck_after"):
+        GovernorSettings.from_config({"governor": {"stuck_after": 10}})

@@ -56,6 +56,12 @@ One tick (``Governor.tick(now)``):
    The orphan rule deletes VMs tagged for groups this datastore does not know: run one
    installation of the pack per OpenStack project.
 
+5. Stuck nodes: a node still being added ``governor.stuck_after`` seconds after its last step
+   belongs to a workflow that died; it would hold every further scale-out. It is recorded
+   (``node_stuck``), announced and dispatched as ``autoscale.stuck_node`` (rule → asg_remove_node
+   with force), once, again only after ``dispatch_timeout``. Paused groups: nothing; dry-run
+   groups: recorded and announced only.
+
 The clock, the compute factory and the announcer are injectable; nothing here sleeps.
 """
 
@@ -99,11 +105,13 @@ TRIGGERS = {
     Action.REPAIR: PACK + ".repair",
 }
 ORPHAN_TRIGGER = PACK + ".orphan"
+STUCK_TRIGGER = PACK + ".stuck_node"
 
 # History event kinds written by the governor.
 DECISION = "decision"
 ALERT_EXPIRED = "alert_expired"
 ORPHAN = "orphan"
+NODE_STUCK = "node_stuck"
 
 _ANNOUNCE_KINDS = {
     Action.SCALE_OUT: notify.Kind.SCALE_OUT,
@@ -128,6 +136,9 @@ class GovernorSettings:
     orphan_scan_interval: int = 300
     # An orphan VM is cleaned up once it has been seen this long.
     orphan_grace: int = 900
+    # A node still being added this long after its last step belongs to a workflow that died
+    # (or a reservation whose expand died): it is removed. Longer than a boot plus a Chef run.
+    stuck_after: int = 3600
     page_size: int = DEFAULT_PAGE_SIZE
     history_ttl: int = DEFAULT_HISTORY_TTL
     policy: PolicySettings = field(default_factory=PolicySettings)
@@ -146,6 +157,7 @@ class GovernorSettings:
             dispatch_timeout=number("dispatch_timeout", cls.dispatch_timeout, 1),
             orphan_scan_interval=number("orphan_scan_interval", cls.orphan_scan_interval, 0),
             orphan_grace=number("orphan_grace", cls.orphan_grace, 0),
+            stuck_after=number("stuck_after", cls.stuck_after, 60),
             page_size=number("datastore_page_size", DEFAULT_PAGE_SIZE, 1),
             history_ttl=number("history_ttl", DEFAULT_HISTORY_TTL, 1),
             policy=PolicySettings.from_config(config),
@@ -267,6 +279,8 @@ class Governor:
         self._last_recorded: Dict[str, Tuple[str, str]] = {}
         self._in_flight: Dict[str, _InFlight] = {}
         self._orphans: Dict[str, Orphan] = {}
+        # (group, node) -> when its removal was dispatched.
+        self._stuck: Dict[Tuple[str, str], float] = {}
         self._last_scan_at: Optional[float] = None
 
     # -- the tick ------------------------------------------------------------------------------
@@ -289,6 +303,7 @@ class Governor:
         for memory in (self._last_recorded, self._in_flight):
             for name in [name for name in memory if name not in groups]:
                 del memory[name]
+        self._release_stuck(groups, now, report)
         interval = self.settings.orphan_scan_interval
         if interval and (self._last_scan_at is None or now - self._last_scan_at >= interval):
             self._scan_orphans(groups, problems, now, report)
@@ -391,6 +406,55 @@ class Governor:
         report.recorded.append(event)
         self.log.info("autoscale governor: %s: %s", name, cause)
         self._say(state, notify.Kind.ALERT_EXPIRED, cause)
+
+    # -- stuck nodes ---------------------------------------------------------------------------
+
+    def _release_stuck(self, groups: Mapping[str, GroupState], now: float,
+                       report: TickReport) -> None:
+        """Nodes still being added ``stuck_after`` seconds after their last step: the workflow
+        adding them died (st2 restarted, the execution was cancelled), or the expand that
+        reserved them did. They count as capacity being added, which holds every further
+        scale-out, so each is removed (``autoscale.stuck_node`` → asg_remove_node, which
+        cleans up whatever the node got: LB server, Chef node, DNS record, VM) and announced;
+        the repair then adds a fresh one if the group needs it. Dispatched once per node, again
+        only after ``dispatch_timeout``."""
+        seen = set()
+        for name, state in groups.items():
+            if state.group.paused:
+                continue
+            for node in state.nodes.values():
+                if not node.pending:
+                    continue
+                since = max(node.updated_at, node.created_at)
+                if now - since < self.settings.stuck_after:
+                    continue
+                key = (name, node.name)
+                seen.add(key)
+                dispatched = self._stuck.get(key)
+                if dispatched is not None and now - dispatched < self.settings.dispatch_timeout:
+                    continue
+                cause = ("node %s has been %s for %s (its last step: %s); the workflow adding "
+                         "it is gone: removing it" % (
+                             node.name, node.state, duration(now - since),
+                             node.cause or "none recorded"))
+                try:
+                    if not state.group.dry_run:
+                        self._dispatch(STUCK_TRIGGER, {
+                            "asg": name, "node": node.name, "state": node.state,
+                            "since": since, "cause": cause}, report)
+                    self._stuck[key] = now
+                    event = Event(group=name, at=now, kind=NODE_STUCK, cause=cause,
+                                  node=node.name, ok=False)
+                    self.store.record_event(event)
+                    report.recorded.append(event)
+                    self._say(state, notify.Kind.NODE_FAILED, cause, node=node.name,
+                              dry_run=state.group.dry_run)
+                except Exception as exc:  # one node's trouble must not stop the others
+                    self.log.exception("autoscale governor: %s: stuck node %s", name, node.name)
+                    report.problems.append("group %s: stuck node %s: %s: %s"
+                                           % (name, node.name, type(exc).__name__, exc))
+        for key in [key for key in self._stuck if key not in seen]:
+            del self._stuck[key]
 
     # -- orphans -------------------------------------------------------------------------------
 
