@@ -6,9 +6,10 @@ APT_PACKAGES := bind9 bind9-utils bind9-dnsutils haproxy
 
 .PHONY: demo test lint pytest system-packages venv clean
 
+# The whole story in under two minutes: see sandbox/demo.py. Exit status 0 only if every check
+# passed.
 demo: system-packages venv
-	@echo "The local sandbox demo arrives with issue 6 (see README); nothing to run yet." >&2
-	@exit 2
+	$(PY) -m sandbox.demo
 
 test: system-packages venv lint pytest
 

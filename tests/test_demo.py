@@ -1,0 +1,55 @@
+"""`make demo` (python -m sandbox.demo), run as the README runs it: every check passes, the
+summary table says so, the chat transcript shows, and it stays well under two minutes."""
+
+import os
+import subprocess
+import sys
+import time
+
+from conftest import ROOT
+
+CHECKS = ("group created via chat alias", "alert -> first VM create", "immediate scale-out",
+          "nodes after scale-out", "traffic spread", "scale-in drained", "governor actions",
+          "group deleted", "leftovers", "processes left", "total time")
+
+
+def test_the_demo_passes_every_check_and_leaves_nothing():
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "sandbox.demo"], cwd=ROOT,
+                          capture_output=True, text=True,
+                          timeout=180, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    took = time.monotonic() - started
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    out = done.stdout
+    table = out[out.index("check "):]
+    for check in CHECKS:
+        (row,) = [line for line in table.splitlines() if line.startswith(check + " ")]
+        assert row.split("|")[1].strip() == "ok", row
+    assert "FAIL" not in out and out.rstrip().endswith("demo passed")
+    assert "accelerated: cooldowns of" in out
+    # The chat transcript: the operator's commands, the bot's answers, the pack's messages.
+    assert "#autoscale  operator: !asg create name=web" in out
+    assert "#autoscale  stackstorm: Group *web* is ready" in out
+    assert "#autoscale  autoscale: " in out and "alert opened" in out
+    assert "#autoscale  stackstorm: Group *web* is deleted" in out
+    assert "0 VMs / 0 web processes / 0 DNS records / 0 HAProxy servers" in out
+    assert took < 120
+
+
+def test_a_failure_half_way_stops_everything_and_exits_1(monkeypatch):
+    import io
+
+    from sandbox import demo
+
+    def broken(self, count, timeout=15.0):
+        raise RuntimeError("HAProxy exploded")
+
+    monkeypatch.setattr(demo.Demo, "wait_lb_up", broken)
+    out = io.StringIO()
+    assert demo.main(out) == 1
+    text = out.getvalue()
+    rows = {line.split("|")[0].strip(): [cell.strip() for cell in line.split("|")[1:]]
+            for line in text[text.index("check "):].splitlines() if line.count("|") == 2}
+    assert rows["the demo ran to its end"] == ["FAIL", "RuntimeError: HAProxy exploded"]
+    assert rows["processes left"][0] == "ok" and rows["processes left"][1].startswith("0 of ")
+    assert text.rstrip().endswith("demo FAILED")
