@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := bind9 bind9-utils bind9-dnsutils haproxy
 
-.PHONY: demo test lint pytest system-packages venv clean
+.PHONY: demo test lint pytest bench system-packages venv clean
 
 # The whole story in under two minutes: see sandbox/demo.py. Exit status 0 only if every check
 # passed.
@@ -12,6 +12,10 @@ demo: system-packages venv
 	$(PY) -m sandbox.demo
 
 test: system-packages venv lint pytest
+
+# Benchmarks (issue 7): prints a table and writes bench/results.json. See bench/run.py.
+bench: system-packages venv
+	$(PY) -m bench.run
 
 lint: venv
 	$(VENV)/bin/ruff check --target-version py38 --line-length 100 .

@@ -134,3 +134,33 @@ def test_node_keys_refuse_injection():
     for group, node in [("web", "a.b"), ("web.x", "n1"), ("web", "n1\n"), ("../x", "n")]:
         with pytest.raises(ValidationError):
             node_key(group, node)
+
+
+def test_a_long_lived_reader_decodes_only_what_changed(monkeypatch):
+    datastore, svc = service()
+    store = Store(svc, keep_parsed=True)
+    fill(store, groups=2, nodes=2)
+    first, _ = store.load_all()
+    decoded = []
+    original = Node.from_json
+    monkeypatch.setattr(Node, "from_json", classmethod(
+        lambda cls, text: decoded.append(text) or original(text)))
+    from autoscale_core import store as store_module
+    monkeypatch.setitem(store_module._PARSERS, "node", Node.from_json)
+
+    again, _ = store.load_all()
+    assert decoded == [] and again["g0"].nodes == first["g0"].nodes
+    assert again["g0"].nodes is not first["g0"].nodes  # each load hands out its own maps
+    changed = Node("g0-n00001", "g0", NodeState.DRAINING, 1.0, 9.0)
+    store.save_node(changed)
+    store.delete_node("g1", "g1-n00000")
+    third, _ = store.load_all()
+    assert len(decoded) == 1 and third["g0"].nodes["g0-n00001"] == changed
+    assert sorted(third["g1"].nodes) == ["g1-n00001"]
+    assert node_key("g1", "g1-n00000") not in store._parsed
+    # A corrupt record is reported every time, never served from the cache.
+    svc.set_value(node_key("g0", "g0-n00000"), "{broken", local=False)
+    for _ in range(2):
+        loaded, problems = store.load_all()
+        assert any("g0-n00000" in p for p in problems)
+        assert "g0-n00000" not in loaded["g0"].nodes

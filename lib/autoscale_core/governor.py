@@ -269,7 +269,7 @@ class Governor:
         self.config: Mapping[str, Any] = config or {}
         self.settings = GovernorSettings.from_config(self.config)
         self.store = Store(service, page_size=self.settings.page_size,
-                           history_ttl=self.settings.history_ttl)
+                           history_ttl=self.settings.history_ttl, keep_parsed=True)
         self.clock = clock
         self.compute_factory = compute_factory
         self.announce = announce

@@ -174,12 +174,20 @@ def _encode(record: Any) -> str:
     return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
 
+_FIELD_NAMES: Dict[Any, frozenset] = {}
+
+
 def _known_fields(cls: Any, data: Dict[str, Any], kind: str) -> Dict[str, Any]:
-    names = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - names - {"v"})
+    # Once per class: the governor reads every record of every group each tick.
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = frozenset(f.name for f in fields(cls))
+    unknown = data.keys() - names - {"v"}
     if unknown:
-        raise RecordError("%s record has unknown field(s): %s" % (kind, ", ".join(unknown)))
-    return {k: v for k, v in data.items() if k != "v"}
+        raise RecordError("%s record has unknown field(s): %s" % (kind, ", ".join(sorted(unknown))))
+    values = dict(data)
+    values.pop("v", None)
+    return values
 
 
 # ---------------------------------------------------------------------------------------------

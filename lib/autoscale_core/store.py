@@ -78,16 +78,26 @@ def _list(datastore: Any, prefix: str, page_size: int) -> List[Any]:
         offset += len(page)
 
 
-def parse_records(items: List[Any]) -> Tuple[Dict[str, GroupState], List[str]]:
+_PARSERS = {"spec": Group.from_json, "alert": AlertState.from_json,
+            "scaling": ScalingState.from_json, "node": Node.from_json}
+
+
+def parse_records(items: List[Any], cache: Optional[Dict[str, Tuple[Any, Any]]] = None
+                  ) -> Tuple[Dict[str, GroupState], List[str]]:
     """Groups from the key-value pairs under ``autoscale.asg.``.
 
     A record that cannot be read is reported in the returned problems and skipped; a group
     whose spec cannot be read is skipped whole (its nodes are reported, not lost: their keys
     stay in the datastore for an operator to inspect).
+
+    ``cache`` (key -> (stored text, parsed record)), kept by a long-lived reader such as the
+    governor: a record whose stored text has not changed since the last listing is not
+    decoded again (records are immutable). Keys no longer listed are dropped from it.
     """
     specs: Dict[str, Group] = {}
     parts: Dict[str, Dict[str, Any]] = {}
     problems: List[str] = []
+    seen = set()
 
     for item in items:
         key = item.name
@@ -95,25 +105,40 @@ def parse_records(items: List[Any]) -> Tuple[Dict[str, GroupState], List[str]]:
             continue
         rest = key[len(GROUP_PREFIX):].split(".")
         name = rest[0]
+        if len(rest) == 1:
+            kind = "spec"
+        elif len(rest) == 2 and rest[1] in ("alert", "scaling"):
+            kind = rest[1]
+        elif len(rest) == 3 and rest[1] == "node":
+            kind = "node"
+        else:
+            problems.append("%s: not a key of the autoscale layout; skipped" % key)
+            continue
         try:
-            if len(rest) == 1:
-                specs[name] = Group.from_json(item.value)
-                if specs[name].name != name:
-                    del specs[name]
-                    raise RecordError("its name does not match its key")
-            elif len(rest) == 2 and rest[1] == "alert":
-                parts.setdefault(name, {})["alert"] = AlertState.from_json(item.value)
-            elif len(rest) == 2 and rest[1] == "scaling":
-                parts.setdefault(name, {})["scaling"] = ScalingState.from_json(item.value)
-            elif len(rest) == 3 and rest[1] == "node":
-                node = Node.from_json(item.value)
-                if node.name != rest[2] or node.group != name:
-                    raise RecordError("its names do not match its key")
-                parts.setdefault(name, {}).setdefault("nodes", {})[node.name] = node
+            hit = cache.get(key) if cache is not None else None
+            if hit is not None and hit[0] == item.value:
+                record = hit[1]
             else:
-                raise RecordError("not a key of the autoscale layout")
+                record = _PARSERS[kind](item.value)
+                if kind == "spec" and record.name != name:
+                    raise RecordError("its name does not match its key")
+                if kind == "node" and (record.name != rest[2] or record.group != name):
+                    raise RecordError("its names do not match its key")
+                if cache is not None:
+                    cache[key] = (item.value, record)
+            seen.add(key)
         except (RecordError, ValidationError) as exc:
             problems.append("%s: %s; skipped" % (key, exc))
+            continue
+        if kind == "spec":
+            specs[name] = record
+        elif kind == "node":
+            parts.setdefault(name, {}).setdefault("nodes", {})[record.name] = record
+        else:
+            parts.setdefault(name, {})[kind] = record
+    if cache is not None:
+        for key in [key for key in cache if key not in seen]:
+            del cache[key]
 
     groups: Dict[str, GroupState] = {}
     for name, spec in specs.items():
@@ -122,7 +147,7 @@ def parse_records(items: List[Any]) -> Tuple[Dict[str, GroupState], List[str]]:
             group=spec,
             alert=extra.get("alert", AlertState()),
             scaling=extra.get("scaling", ScalingState()),
-            nodes=extra.get("nodes", {}),
+            nodes=dict(extra.get("nodes", {})),
         )
     for name, extra in sorted(parts.items()):
         count = len(extra.get("nodes", {})) + len([k for k in extra if k != "nodes"])
@@ -139,17 +164,21 @@ class Store:
     """Reads and writes the pack's records through an st2 datastore service."""
 
     def __init__(self, datastore: Any, page_size: int = DEFAULT_PAGE_SIZE,
-                 history_ttl: int = DEFAULT_HISTORY_TTL) -> None:
+                 history_ttl: int = DEFAULT_HISTORY_TTL, keep_parsed: bool = False) -> None:
         self.datastore = datastore
         self.page_size = page_size
         self.history_ttl = history_ttl
+        # For a long-lived reader (the governor): records whose text did not change since the
+        # last load_all are not decoded again.
+        self._parsed: Optional[Dict[str, Tuple[Any, Any]]] = {} if keep_parsed else None
 
     # -- reading -----------------------------------------------------------------------------
 
     def load_all(self) -> Tuple[Dict[str, GroupState], List[str]]:
         """Every group with its alert, scaling state and nodes: one ``list_values`` call
         (more only past ``page_size`` records)."""
-        return parse_records(_list(self.datastore, GROUP_PREFIX, self.page_size))
+        return parse_records(_list(self.datastore, GROUP_PREFIX, self.page_size),
+                             cache=self._parsed)
 
     def load_group(self, name: str) -> Optional[GroupState]:
         """One group and its records, or None when it does not exist. Raises RecordError when
