@@ -92,6 +92,7 @@ LOG = logging.getLogger(__name__)
 TRIGGER = "autoscale.alert"
 AUTH_TYPES = ("bearer", "basic", "header")
 HEALTH_SUFFIX = "/health"
+_ASCII_DIGITS = re.compile(r"[0-9]{1,18}")
 REALM = "autoscale"
 
 DEDUP_MAX_ENTRIES = 10000
@@ -589,7 +590,9 @@ class _Handler(BaseHTTPRequestHandler):
         lengths = self.headers.get_all("Content-Length") or []
         if not lengths:
             return _error(411, "Content-Length required")
-        if len(set(v.strip() for v in lengths)) != 1 or not lengths[0].strip().isdigit():
+        # ASCII digits only: str.isdigit() also takes "²", which int() then refuses.
+        if len(set(v.strip() for v in lengths)) != 1 or \
+                not _ASCII_DIGITS.fullmatch(lengths[0].strip()):
             return _error(400, "invalid Content-Length")
         if int(lengths[0]) > settings.body_limit:
             return _error(413, "body larger than %d bytes" % settings.body_limit)
