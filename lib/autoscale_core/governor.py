@@ -56,8 +56,9 @@ One tick (``Governor.tick(now)``):
    The orphan rule deletes VMs tagged for groups this datastore does not know: run one
    installation of the pack per OpenStack project.
 
-5. Stuck nodes: a node still being added ``governor.stuck_after`` seconds after its last step
-   belongs to a workflow that died; it would hold every further scale-out. It is recorded
+5. Stuck nodes: a node still being added (or still leaving) ``governor.stuck_after`` seconds
+   after its last step belongs to a workflow that died; it would hold every further
+   scale-out (or scale-in). It is recorded
    (``node_stuck``), announced and dispatched as ``autoscale.stuck_node`` (rule → asg_remove_node
    with force), once, again only after ``dispatch_timeout``. Paused groups: nothing; dry-run
    groups: recorded and announced only.
@@ -411,19 +412,19 @@ class Governor:
 
     def _release_stuck(self, groups: Mapping[str, GroupState], now: float,
                        report: TickReport) -> None:
-        """Nodes still being added ``stuck_after`` seconds after their last step: the workflow
-        adding them died (st2 restarted, the execution was cancelled), or the expand that
-        reserved them did. They count as capacity being added, which holds every further
-        scale-out, so each is removed (``autoscale.stuck_node`` → asg_remove_node, which
-        cleans up whatever the node got: LB server, Chef node, DNS record, VM) and announced;
-        the repair then adds a fresh one if the group needs it. Dispatched once per node, again
-        only after ``dispatch_timeout``."""
+        """Nodes still being added (or leaving) ``stuck_after`` seconds after their last step:
+        the workflow adding (removing) them died (st2 restarted, the execution was
+        cancelled), or the expand that reserved them did. Being added, they hold every
+        further scale-out; leaving, every scale-in. Each is removed (``autoscale.stuck_node``
+        → asg_remove_node, which finishes whatever the node got: LB server, Chef node, DNS
+        record, VM) and announced; the repair then adds a fresh one if the group needs it.
+        Dispatched once per node, again only after ``dispatch_timeout``."""
         seen = set()
         for name, state in groups.items():
             if state.group.paused:
                 continue
             for node in state.nodes.values():
-                if not node.pending:
+                if not (node.pending or node.leaving):
                     continue
                 since = max(node.updated_at, node.created_at)
                 if now - since < self.settings.stuck_after:
@@ -433,10 +434,11 @@ class Governor:
                 dispatched = self._stuck.get(key)
                 if dispatched is not None and now - dispatched < self.settings.dispatch_timeout:
                     continue
-                cause = ("node %s has been %s for %s (its last step: %s); the workflow adding "
+                cause = ("node %s has been %s for %s (its last step: %s); the workflow %s "
                          "it is gone: removing it" % (
                              node.name, node.state, duration(now - since),
-                             node.cause or "none recorded"))
+                             node.cause or "none recorded",
+                             "adding" if node.pending else "removing"))
                 try:
                     if not state.group.dry_run:
                         self._dispatch(STUCK_TRIGGER, {
