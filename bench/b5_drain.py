@@ -4,50 +4,11 @@ drained first: failed requests (target 0)."""
 
 from __future__ import annotations
 
-import threading
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict
 
 from bench.pipeline import Pipeline
-
-
-class Load:
-    """Steady requests through HAProxy from a few threads, counted."""
-
-    def __init__(self, world: Any, threads: int = 3) -> None:
-        self.world = world
-        self.ok = 0
-        self.failed = 0
-        self.errors: List[str] = []
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._threads = [threading.Thread(target=self._run, daemon=True, name="bench-load")
-                         for _ in range(threads)]
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                status, _body = self.world.http_get(timeout=5)
-                good, why = status == 200, "HTTP %d" % status
-            except OSError as exc:
-                good, why = False, repr(exc)
-            with self._lock:
-                if good:
-                    self.ok += 1
-                else:
-                    self.failed += 1
-                    self.errors.append(why)
-            time.sleep(0.005)
-
-    def __enter__(self) -> Load:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=10)
+from sandbox.traffic import Load
 
 
 def _wait_lb_up(world: Any, count: int, timeout: float = 20.0) -> bool:
@@ -72,7 +33,7 @@ def run(quick: bool) -> Dict[str, Any]:
         up = _wait_lb_up(env.world, before)
         time.sleep(0.3)
         started = time.monotonic()
-        with Load(env.world) as load:
+        with Load(env.world, pause=0.005, name="bench-load") as load:
             time.sleep(0.5)
             env.run("autoscale.asg_deflate", asg="web", count=before // 2)
             time.sleep(0.5)

@@ -54,6 +54,7 @@ from st2harness.reactor import Reactor  # noqa: E402
 from st2harness.workflows import WorkflowRunner  # noqa: E402
 
 from .net import LOOPBACK, free_port  # noqa: E402
+from .traffic import Load  # noqa: E402
 from .world import World  # noqa: E402
 
 ZONE = "example.test"
@@ -466,46 +467,6 @@ class Demo:
         self.print("demo %s" % ("interrupted" if interrupted else "passed" if passed
                                 else "FAILED"))
         return 0 if passed else 1
-
-
-class Load:
-    """Steady HTTP requests through HAProxy from a few threads, counted."""
-
-    def __init__(self, world: World, threads: int = 3) -> None:
-        self.world = world
-        self.ok = 0
-        self.failed = 0
-        self.errors: List[str] = []
-        self.served: Counter = Counter()
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._threads = [threading.Thread(target=self._run, daemon=True, name="demo-load")
-                         for _ in range(threads)]
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                status, body = self.world.http_get(timeout=5)
-                good, why = status == 200, "HTTP %d" % status
-            except OSError as exc:
-                good, why = False, repr(exc)
-            with self._lock:
-                if good:
-                    self.ok += 1
-                    self.served[body] += 1
-                else:
-                    self.failed += 1
-                    self.errors.append(why)
-            time.sleep(0.01)
-
-    def start(self) -> None:
-        for thread in self._threads:
-            thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=10)
 
 
 def _alive(pid: int) -> bool:
