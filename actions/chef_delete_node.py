@@ -2,10 +2,12 @@ from st2common.runners.base_action import Action
 
 from autoscale_core.backend import BackendError
 from autoscale_core.configuration import ChefSettings, configuration
+from autoscale_core.failure import reports_failure
 from autoscale_core.model import ValidationError
 
 
 class ChefDeleteNode(Action):
+    @reports_failure
     def run(self, node):
         try:
             with configuration(ChefSettings.from_config(self.config)) as chef:

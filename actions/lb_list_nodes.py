@@ -1,11 +1,13 @@
 from st2common.runners.base_action import Action
 
 from autoscale_core.backend import BackendError
+from autoscale_core.failure import reports_failure
 from autoscale_core.lb import HAProxySettings, load_balancer
 from autoscale_core.model import ValidationError
 
 
 class LbListNodes(Action):
+    @reports_failure
     def run(self, backend=None):
         try:
             settings = HAProxySettings.from_config(self.config)

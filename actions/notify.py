@@ -1,9 +1,11 @@
 from st2common.runners.base_action import Action
 
+from autoscale_core.failure import reports_failure
 from autoscale_core.notify import announce
 
 
 class Notify(Action):
+    @reports_failure
     def run(self, group, kind="info", cause=None, node=None, count=None, dry_run=False,
             channel=None):
         # announce() never raises: a chat failure is reported in the result

@@ -10,10 +10,12 @@ from autoscale_core.compute import (
     ssh_public_keys,
 )
 from autoscale_core.configuration import ChefSettings, cloud_config
+from autoscale_core.failure import reports_failure
 from autoscale_core.model import ValidationError
 
 
 class VmCreate(Action):
+    @reports_failure
     def run(self, group, node, flavor, image, network, chef_run_list, chef_environment,
             boot_timeout):
         try:

@@ -2,10 +2,12 @@ from st2common.runners.base_action import Action
 
 from autoscale_core.backend import BackendError
 from autoscale_core.compute import ComputeSettings, NovaCompute, remove_servers
+from autoscale_core.failure import reports_failure
 from autoscale_core.model import ValidationError
 
 
 class VmDestroy(Action):
+    @reports_failure
     def run(self, group, node, server_id, delete_timeout):
         try:
             compute = NovaCompute(ComputeSettings.from_config(self.config))

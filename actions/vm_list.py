@@ -2,10 +2,12 @@ from st2common.runners.base_action import Action
 
 from autoscale_core.backend import BackendError
 from autoscale_core.compute import ComputeSettings, NovaCompute
+from autoscale_core.failure import reports_failure
 from autoscale_core.model import ValidationError
 
 
 class VmList(Action):
+    @reports_failure
     def run(self, group):
         try:
             servers = NovaCompute(ComputeSettings.from_config(self.config)).servers(group)

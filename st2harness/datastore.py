@@ -14,6 +14,7 @@ up to a minute. Code must not rely on either.
 
 from __future__ import annotations
 
+import binascii
 import threading
 import time
 from collections import Counter
@@ -43,9 +44,27 @@ class DatastoreError(Exception):
     """What st2client raises on an API error (HTTP 4xx)."""
 
 
+# Not AES: a stand-in with the shape that matters (hex, and only what _ciphertext made
+# decrypts), so that decrypting a value stored without --encrypt fails here as in st2.
+_SEAL = b"st2harness-sealed"
+
+
 def _ciphertext(value: str) -> str:
     # st2 returns the AES ciphertext, hex-encoded, when decrypt is false.
-    return value.encode("utf-8")[::-1].hex().upper()
+    return (_SEAL + value.encode("utf-8")[::-1]).hex().upper()
+
+
+def symmetric_decrypt(ciphertext: str) -> str:
+    """st2common.util.crypto.symmetric_decrypt's failures: a value that is not hex raises
+    binascii.Error ("Odd-length string", "Non-hexadecimal digit found") from unhexlify, as
+    st2 does for a ``secret: true`` config value whose key was set without ``--encrypt``;
+    hex that is no ciphertext raises ValueError."""
+    raw = binascii.unhexlify(ciphertext)
+    if len(raw) < len(_SEAL):
+        raise ValueError("Invalid or malformed ciphertext (too short)")
+    if not raw.startswith(_SEAL):
+        raise ValueError("Signature did not match digest.")
+    return raw[len(_SEAL):][::-1].decode("utf-8")
 
 
 class Datastore:

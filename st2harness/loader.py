@@ -25,6 +25,7 @@ import inspect
 import json
 import os
 import sys
+import tempfile
 import threading
 import traceback
 from typing import Any, Dict, List, NamedTuple, Optional, Tuple
@@ -34,6 +35,7 @@ import yaml
 
 from . import schema as st2schema
 from .base import base_classes
+from .config_loader import ContentPackConfigLoader
 from .datastore import Datastore
 from .services import ActionService, SensorService
 
@@ -114,6 +116,23 @@ def exec_entry_point(file_path: str, front: List[str], back: List[str]) -> Any:
         sys.modules.update(ours)
 
 
+_BROKEN_PACKAGE = (
+    "raise ModuleNotFoundError(\"No module named 'keystoneauth1' (a broken library, injected "
+    "by st2harness)\", name='keystoneauth1')\n")
+
+
+def load_failure(file_path: str, exc: BaseException) -> str:
+    """stderr of st2's python action wrapper when the action file fails to import
+    (python_action_wrapper._get_action_instance re-raises the same exception type with this
+    message, and nothing catches it)."""
+    inner = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    message = ('Failed to load action class from file "%s" (action file most likely doesn\'t '
+               "exist or contains invalid syntax): %s" % (file_path, exc))
+    return ("Traceback (most recent call last):\n"
+            '  File "python_action_wrapper.py", line 229, in _get_action_instance\n'
+            "%s: %s\n\n%s" % (type(exc).__name__, message, inner))
+
+
 def _classes(module: Any, base: type) -> List[type]:
     return [cls for _, cls in inspect.getmembers(module, inspect.isclass)
             if issubclass(cls, base) and cls is not base and cls.__module__ == module.__name__]
@@ -163,8 +182,10 @@ class LoadedAction:
         return st2schema.validate(params, self.parameters_schema())
 
     def instance(self) -> Any:
+        """A fresh instance, as st2 makes one per execution, with the config rendered now
+        (a config that does not render or decrypt raises here, before the action runs)."""
         service = ActionService(self.loader.datastore.service(self.loader.pack, self.cls.__name__))
-        return self.cls(config=self.loader.config, action_service=service)
+        return self.cls(config=self.loader.runtime_config(), action_service=service)
 
     def run(self, **params: Any) -> ActionResult:
         """Run the action like the python-script runner: a validation error or an exception
@@ -183,8 +204,9 @@ class LoadedAction:
         runner = RUNNER_PARAMETERS.get(self.meta.get("runner_type"), {})
         kwargs = {name: params.get(name) for name in self.meta.get("parameters") or {}
                   if name not in runner}
+        action = self.instance()  # the runner's work: its failure is not the action's
         try:
-            result = self.instance().run(**kwargs)
+            result = action.run(**kwargs)
         except Exception:  # st2 reports the traceback as the execution's error
             return ActionResult(False, None, traceback.format_exc())
         ok = True
@@ -220,6 +242,16 @@ class PackLoader:
         if values is None:
             return st2schema.assign_defaults({}, schema)
         return st2schema.validate(values, schema)
+
+    def runtime_config(self) -> Dict[str, Any]:
+        """What an action or sensor gets at start (ContentPackConfigLoader.get_config): the
+        registered config with ``{{ st2kv... }}`` values rendered from the datastore now,
+        ``secret: true`` ones decrypted, then defaults filled in. See
+        st2harness.config_loader."""
+        path = os.path.join(self.pack_dir, "config.schema.yaml")
+        schema = _read_yaml(path) if os.path.exists(path) else {}
+        return ContentPackConfigLoader(self.pack, schema or {}, self.datastore).get_config(
+            self.config)
 
     # -- actions -----------------------------------------------------------------------------
 
@@ -262,6 +294,27 @@ class PackLoader:
             raise LookupError('File "%s" has no action class' % file_path)
         self._classes[name] = (key, classes[0])
         return LoadedAction(self, meta, classes[0])
+
+    def import_failure(self, name: str) -> str:
+        """The stderr of st2's python runner when action ``name`` cannot be imported because
+        its library is broken: the action file really executed, with ``autoscale_core``
+        (or whatever it imports first from actions/lib) shadowed by a package whose import
+        raises, as a library missing from the pack virtualenv does in production."""
+        meta = self.action_metadata()[name]
+        file_path = os.path.join(self.pack_dir, "actions", meta["entry_point"])
+        lib = os.path.join(self.pack_dir, "actions", "lib")
+        with tempfile.TemporaryDirectory(prefix="st2harness-broken-") as shadow:
+            for package in sorted(os.listdir(lib)) if os.path.isdir(lib) else []:
+                if os.path.isdir(os.path.join(lib, package)):
+                    os.mkdir(os.path.join(shadow, package))
+                    with open(os.path.join(shadow, package, "__init__.py"), "w") as handle:
+                        handle.write(_BROKEN_PACKAGE)
+            try:
+                exec_entry_point(file_path, front=[shadow, lib],
+                                 back=[os.path.dirname(os.path.realpath(file_path))])
+            except Exception as exc:
+                return load_failure(file_path, exc)
+        raise AssertionError("%s imported although its library is broken" % file_path)
 
     # -- sensors -----------------------------------------------------------------------------
 
@@ -309,7 +362,7 @@ class PackLoader:
         service = SensorService(
             self.datastore.service(self.pack, class_name), self.trigger_types(),
             pack=self.pack, class_name=class_name, on_dispatch=on_dispatch)
-        kwargs: Dict[str, Any] = {"sensor_service": service, "config": self.config}
+        kwargs: Dict[str, Any] = {"sensor_service": service, "config": self.runtime_config()}
         if poll_interval and issubclass(cls, polling_base):
             kwargs["poll_interval"] = poll_interval
         return cls(**kwargs)

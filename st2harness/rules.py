@@ -68,7 +68,7 @@ from jinja2 import TemplateSyntaxError, meta
 
 from . import schema as st2schema
 from .aliases import jinja_environment
-from .datastore import _ciphertext
+from .keyvalue import KeyValueLookup, is_jinja_expression
 from .loader import PackLoader
 from .workflows import CORE_ACTIONS, RUNNER_PARAMETERS, _cast
 
@@ -443,42 +443,6 @@ def _environment():
 
 
 _ENV = _environment()
-
-
-def is_jinja_expression(value: Any) -> bool:
-    return isinstance(value, str) and ("{{" in value or "{%" in value)
-
-
-class KeyValueLookup:
-    """st2kv.system as templates see it: ``st2kv.system.a.b`` reads key ``a.b`` from the
-    harness datastore; a missing key renders as ""; a secret renders as its ciphertext."""
-
-    def __init__(self, datastore, key: str = ""):
-        object.__setattr__(self, "_datastore", datastore)
-        object.__setattr__(self, "_key", key)
-
-    def __getattr__(self, name: str) -> KeyValueLookup:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        key = object.__getattribute__(self, "_key")
-        return KeyValueLookup(object.__getattribute__(self, "_datastore"),
-                              "%s.%s" % (key, name) if key else name)
-
-    __getitem__ = __getattr__
-
-    def __str__(self) -> str:
-        datastore = object.__getattribute__(self, "_datastore")
-        item = datastore.get(object.__getattribute__(self, "_key")) if datastore else None
-        if item is None:
-            return ""
-        value, secret, _ = item
-        return _ciphertext(value) if secret else value
-
-    def __int__(self) -> int:
-        return int(float(self))
-
-    def __float__(self) -> float:
-        return float(str(self))
 
 
 def render_criteria_pattern(pattern: Any, context: Dict[str, Any]) -> Any:
@@ -879,7 +843,7 @@ class RuleEngine:
                 "user": self.user,
                 "pack": pack,
             },
-            "config_context": self.loader.config if pack == self.loader.pack else {},
+            "config_context": self.loader.runtime_config() if pack == self.loader.pack else {},
             "st2kv": {"system": KeyValueLookup(self.loader.datastore)},
         }
         try:

@@ -87,7 +87,7 @@ from orquesta.specs import loader as specs_loader  # noqa: E402
 from . import schema as st2schema  # noqa: E402
 from .casts import CASTS  # noqa: E402
 from .loader import RUNNER_PARAMETERS as _PYTHON_RUNNER_TYPES  # noqa: E402
-from .loader import LoadedAction, PackLoader, read_yaml  # noqa: E402
+from .loader import LoadedAction, PackLoader, load_failure, read_yaml  # noqa: E402
 
 __all__ = ["InvalidActionReferencedException", "TaskRecord", "WorkflowResult", "WorkflowRunner"]
 
@@ -350,6 +350,9 @@ class WorkflowRunner:
         # changed file is read again.
         self._specs: Dict[str, Tuple[Tuple[int, int], Any, Any]] = {}
         self._graphs: Dict[str, Tuple[Any, Any]] = {}
+        # Action ref -> "raise", or the stderr of its import failure (see break_action).
+        self._broken: Dict[str, str] = {}
+        self._broken_lock = threading.Lock()
 
     # -- public ----------------------------------------------------------------------------
 
@@ -381,6 +384,33 @@ class WorkflowRunner:
                                   action=action_ref)
         parent = {"user": self.user, "pack": self.loader.pack}
         return self._run_workflow(run, action, action.final_params(validated), parent)
+
+    def break_action(self, action_ref: str, how: str = "raise") -> None:
+        """Make a python action fail the way st2's python runner reports a broken action,
+        for the workflows' failure branches (until ``mend_action``):
+
+        * ``"raise"``: the action runs, does all it does, then raises (a crash after its side
+          effects: the worst case for clean-up);
+        * ``"import"``: the action file fails to import (a broken library), so nothing of it
+          runs: the action module is really executed with its library shadowed by one whose
+          import raises ModuleNotFoundError.
+
+        Either way the task gets st2's result for it: exit code 1, ``result`` "None", the
+        traceback in ``stderr``.
+        """
+        if how not in ("raise", "import"):
+            raise ValueError("how must be 'raise' or 'import', not %r" % how)
+        pack, _, name = action_ref.partition(".")
+        if pack != self.loader.pack:
+            raise LookupError("%s is not an action of pack %s" % (action_ref, self.loader.pack))
+        # Loading rewires sys.path for a moment: done now, never while actions run.
+        failure = self.loader.import_failure(name) if how == "import" else how
+        with self._broken_lock:
+            self._broken[action_ref] = failure
+
+    def mend_action(self, action_ref: str) -> None:
+        with self._broken_lock:
+            self._broken.pop(action_ref, None)
 
     def inspect(self, action_ref: str) -> List[dict]:
         """The errors st2 would find in the workflow before running it (empty: none)."""
@@ -419,8 +449,9 @@ class WorkflowRunner:
                             action.loaded = self.loader.action(name)
                         except Exception as exc:
                             # The python runner's wrapper fails the same way at run time.
-                            action.load_error = "".join(traceback.format_exception(
-                                type(exc), exc, exc.__traceback__))
+                            action.load_error = load_failure(
+                                os.path.join(self.loader.pack_dir, "actions",
+                                             str(meta.get("entry_point"))), exc)
         run.actions[ref] = action
         return action
 
@@ -805,10 +836,17 @@ class WorkflowRunner:
         runner = action.runner_type
         if runner == "python-script":
             # contrib/runners/python_runner: python_runner._get_output_values
-            if action.load_error:
-                return statuses.FAILED, {"stdout": "", "stderr": action.load_error,
+            with self._broken_lock:
+                broken = self._broken.get(action.ref)
+            load_error = action.load_error
+            if broken not in (None, "raise"):  # the stderr of an import failure
+                load_error = broken
+            if load_error:
+                return statuses.FAILED, {"stdout": "", "stderr": load_error,
                                          "exit_code": 1, "result": "None"}
             outcome = action.loaded.run(**params)
+            if broken == "raise":
+                outcome = outcome._replace(error=_crash_traceback(action, outcome))
             if outcome.error:  # an exception in run(): the wrapper printed no result
                 return statuses.FAILED, {"stdout": "", "stderr": outcome.error,
                                          "exit_code": 1, "result": "None"}
@@ -821,6 +859,15 @@ class WorkflowRunner:
             return _local_shell(final)
         return statuses.FAILED, {"error": "st2harness.workflows does not run %s actions (%s)"
                                           % (runner, action.ref)}
+
+
+def _crash_traceback(action: _Action, outcome: Any) -> str:
+    """What st2 finds in stderr when ``run()`` raised after doing its work."""
+    try:
+        raise RuntimeError("%s crashed after it ran (injected by WorkflowRunner.break_action; "
+                           "its result was %s)" % (action.ref, "ok" if outcome.ok else "a failure"))
+    except RuntimeError:
+        return traceback.format_exc()
 
 
 def _task_is(task_id: str) -> Callable[[TaskRecord], bool]:

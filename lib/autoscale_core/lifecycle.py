@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from . import policy
+from .failure import masked_traceback, unexpected
 from .model import (
     Event,
     Group,
@@ -185,9 +186,9 @@ def perform(datastore: Any, config: Optional[Mapping[str, Any]],
     except (LifecycleError, ValidationError, RecordError) as exc:
         return False, {"error": str(exc)}
     except Exception as exc:  # the datastore API, a bug: still a sentence for the workflow
-        LOG.exception("autoscale %s failed", function.__name__)
-        return False, {"error": "%s failed unexpectedly: %s: %s"
-                       % (function.__name__, type(exc).__name__, exc)}
+        message = unexpected(function.__name__, exc, config)
+        LOG.error("autoscale: %s\n%s", message, masked_traceback(config))
+        return False, {"error": message}
 
 
 def _load_spec(store: Store, name: str) -> Group:

@@ -1,0 +1,86 @@
+"""What a python action returns when something it did not expect goes wrong.
+
+st2's python runner turns an exception in ``run()`` into a task result whose ``result`` is the
+string "None" (exit code 1, the traceback in stderr). The workflows cope with that shape too,
+but an action that answers ``(False, {"error": ...})`` gives them, the history and chat a
+sentence instead of a traceback. ``reports_failure`` does that for every action: the error is
+one line, and no value of a secret config key appears in it or in the log.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import traceback
+from typing import Any, Callable, Iterable, List, Mapping, Optional, Tuple
+
+from .backend import redact
+
+LOG = logging.getLogger(__name__)
+
+# Every ``secret: true`` key of config.schema.yaml (a test keeps the two equal).
+SECRET_KEYS: Tuple[Tuple[str, str], ...] = (
+    ("openstack", "password"),
+    ("openstack", "application_credential_secret"),
+    ("chef", "client_key"),
+    ("chef", "validation_key"),
+    ("dns", "tsig_secret"),
+    ("slack", "token"),
+    ("webhook", "token"),
+    ("webhook", "password"),
+)
+
+# An error longer than this is cut: it goes into chat and a node record.
+MAX_ERROR = 400
+
+
+def secret_values(config: Optional[Mapping[str, Any]]) -> List[str]:
+    """The values of the config's secret keys (and each line of a multi-line one, such as a
+    PEM key, so that a message quoting part of it is masked too)."""
+    found: List[str] = []
+    for section, key in SECRET_KEYS:
+        part = config.get(section) if isinstance(config, Mapping) else None
+        value = part.get(key) if isinstance(part, Mapping) else None
+        if isinstance(value, str) and value:
+            found.append(value)
+            found.extend(line.strip() for line in value.splitlines() if len(line.strip()) >= 8)
+    return sorted(set(found), key=len, reverse=True)
+
+
+def one_line(text: Any, secrets: Iterable[str] = (), limit: int = MAX_ERROR) -> str:
+    """``text`` redacted, on one line, at most ``limit`` characters."""
+    flat = " ".join(redact(text, secrets).split())
+    return flat if len(flat) <= limit else flat[:limit - 1] + "…"
+
+
+def unexpected(what: str, exc: BaseException, config: Optional[Mapping[str, Any]]) -> str:
+    """``<what> failed unexpectedly: KeyError: 'x'``, secrets masked, one line."""
+    detail = str(exc)
+    text = "%s: %s" % (type(exc).__name__, detail) if detail else type(exc).__name__
+    return one_line("%s failed unexpectedly: %s" % (what, text), secret_values(config))
+
+
+def masked_traceback(config: Optional[Mapping[str, Any]]) -> str:
+    """The exception being handled, as a traceback with the config's secrets masked."""
+    return redact(traceback.format_exc(), secret_values(config))
+
+
+def reports_failure(run: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate an Action's ``run``: an unexpected exception becomes
+    ``(False, {"error": <one line>, "retryable": False})``, with the traceback, secrets
+    masked, in the action's log. Exits (SystemExit, KeyboardInterrupt) are not caught."""
+
+    @functools.wraps(run)
+    def guarded(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return run(self, *args, **kwargs)
+        except Exception as exc:
+            config = getattr(self, "config", None)
+            what = type(self).__name__
+            message = unexpected(what, exc, config)
+            logger = getattr(self, "logger", None) or LOG
+            logger.error("%s\n%s", message, masked_traceback(config))
+            return False, {"error": message, "retryable": False}
+
+    guarded.reports_failure = True  # type: ignore[attr-defined]
+    return guarded
