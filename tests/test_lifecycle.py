@@ -132,11 +132,13 @@ def test_register_fills_in_config_defaults_and_maps_min_max(pack):
     assert lifecycle.group_dict(stored) == spec
 
 
-def test_register_model_defaults_when_config_has_none():
+def test_register_takes_the_schema_defaults_when_the_config_sets_none():
+    """st2 fills an empty group_defaults section from config.schema.yaml when it hands the
+    config over (ContentPackConfigLoader), so the schema's defaults apply."""
     pack = Pack()
     pack.loader.config["group_defaults"] = {}
     spec = pack.group("api", max=None)["group"]
-    assert (spec["min_size"], spec["max_size"], spec["flavor"]) == (1, 4, "")
+    assert (spec["min_size"], spec["max_size"], spec["flavor"]) == (1, 4, "m1.small")
 
 
 def test_register_again_with_the_same_settings_is_harmless(pack):

@@ -279,8 +279,8 @@ def test_a_broken_workflow_is_refused_before_it_runs(env, pack_copy, old, new, m
 def test_an_always_true_branch_is_caught_by_the_success_path(env, pack_copy):
     # The VM-failure branch taken on success too: the undo destroys what was just made.
     break_workflow(pack_copy, "asg_add_node",
-                   "      - when: <% failed() and result().result.get('server_id') %>",
-                   "      - when: <% result().result.get('server_id') %>")
+                   "          <% failed() and not (isDict(result().get('result')) and",
+                   "          <% not (isDict(result().get('result')) and")
     runner = WorkflowRunner(PackLoader(str(pack_copy), env.datastore, config=env.world.config()))
     create(env, min=0, max=4)
     result = runner.run("autoscale.asg_add_node", asg="web")
