@@ -11,6 +11,7 @@ import time
 import dns.message
 import dns.query
 import dns.rcode
+import dns.tsig
 import dns.update
 import pytest
 import yaml
@@ -20,6 +21,7 @@ from autoscale_core.backend import BackendError
 from autoscale_core.dns import (
     DnsRegistry,
     DnsSettings,
+    Removal,
     Rfc2136Registry,
     parse_address,
     record_name,
@@ -94,6 +96,10 @@ def pack_config(server, **dns_overrides):
     return config
 
 
+def registry_key(server):
+    return dns.tsig.Key(server.key_name, server.key_secret, server.algorithm)
+
+
 def run_action(server, action, config=None, **params):
     loader = PackLoader(ROOT, Datastore(), config=config or pack_config(server))
     return loader.action(action).run(**params)
@@ -136,18 +142,30 @@ def test_ipv6_address_makes_an_aaaa_record_beside_the_a(bind, dns_registry):
 def test_delete_leaves_nxdomain_and_deleting_again_succeeds(bind, dns_registry):
     dns_registry.add_record("web-gone", bind.zone, "10.0.0.8")
     dns_registry.add_record("web-gone", bind.zone, "2001:db8::8")
-    assert dns_registry.delete_record("web-gone", bind.zone) == "web-gone.example.test"
+    assert dns_registry.delete_record("web-gone", bind.zone) == Removal(
+        "web-gone.example.test", "deleted")
     assert bind.query("web-gone.example.test") == ("NXDOMAIN", [])
     assert bind.query("web-gone.example.test", "AAAA") == ("NXDOMAIN", [])
+    assert bind.query("_autoscale.web-gone.example.test", "TXT") == ("NXDOMAIN", [])
     assert "status: NXDOMAIN" in bind.dig("web-gone.example.test", "A")
-    assert dns_registry.delete_record("web-gone", bind.zone) == "web-gone.example.test"
-    assert dns_registry.delete_record("never-there", bind.zone) == "never-there.example.test"
+    assert dns_registry.delete_record("web-gone", bind.zone) == Removal(
+        "web-gone.example.test", "absent")
+    assert dns_registry.delete_record("never-there", bind.zone) == Removal(
+        "never-there.example.test", "absent")
 
 
-def test_delete_removes_only_address_records(bind, dns_registry):
-    dns_registry.delete_record("keep", bind.zone)
-    assert bind.query("keep.example.test", "A") == ("NOERROR", [])
-    assert bind.query("keep.example.test", "TXT") == ("NOERROR", ['"not ours"'])
+def test_delete_removes_only_the_address_and_ownership_records(bind, dns_registry):
+    dns_registry.add_record("web-mixed", bind.zone, "10.0.0.8")
+    # Someone else's records beside the pack's at the same name.
+    update = dns.update.UpdateMessage(bind.zone + ".", keyring=registry_key(bind))
+    update.add("web-mixed", 60, "TXT", '"theirs"')
+    update.add("web-mixed", 60, "MX", "10 ns1")
+    assert dns.query.tcp(update, LOOPBACK, timeout=2, port=bind.port).rcode() == 0
+    assert dns_registry.delete_record("web-mixed", bind.zone).outcome == "deleted"
+    assert bind.query("web-mixed.example.test", "A") == ("NOERROR", [])
+    assert bind.query("web-mixed.example.test", "TXT") == ("NOERROR", ['"theirs"'])
+    assert bind.query("web-mixed.example.test", "MX") == ("NOERROR", ["10 ns1.example.test."])
+    assert bind.query("_autoscale.web-mixed.example.test", "TXT") == ("NXDOMAIN", [])
 
 
 def test_names_are_zone_relative_when_domain_is_below_the_zone(bind, dns_registry):
@@ -210,10 +228,17 @@ def test_zone_the_server_does_not_serve_is_notauth(bind, dns_registry):
 
 
 def test_update_the_server_accepts_but_does_not_serve_is_an_error(bind, dns_registry):
-    # BIND answers NOERROR but ignores an A beside a CNAME: only the check query sees it.
-    with pytest.raises(BackendError, match=r"DNS: add alias.example.test A 10.0.0.5: the server "
-                                           r"accepted the update but answers nothing"):
-        dns_registry.add_record("alias", bind.zone, "10.0.0.5")
+    # A name of ours whose A someone replaced with a CNAME: the change's prerequisite (our
+    # TXT) holds, BIND answers NOERROR but ignores an A beside a CNAME: only the check query
+    # sees it.
+    dns_registry.add_record("web-cname", bind.zone, "10.0.0.5")
+    update = dns.update.UpdateMessage(bind.zone + ".", keyring=registry_key(bind))
+    update.delete("web-cname", "A")
+    update.add("web-cname", 60, "CNAME", "ns1")
+    assert dns.query.tcp(update, LOOPBACK, timeout=2, port=bind.port).rcode() == 0
+    with pytest.raises(BackendError, match=r"DNS: add web-cname.example.test A 10.0.0.5: the "
+                                           r"server accepted the update but answers nothing"):
+        dns_registry.add_record("web-cname", bind.zone, "10.0.0.5")
 
 
 HOSTILE_NAMES = ["a;b", "a b", "x\n", "..", "a" * 64, "", "Web", "*", "a.b", "-a", "a\x00",
@@ -234,6 +259,11 @@ def test_hostile_input_is_refused_before_any_io(bind):
         target = Rfc2136Registry(settings)
         calls = [lambda n=n: target.add_record(n, bind.zone, "10.0.0.5") for n in HOSTILE_NAMES]
         calls += [lambda n=n: target.delete_record(n, bind.zone) for n in HOSTILE_NAMES]
+        calls += [lambda n=n: target.check_record(n, bind.zone) for n in HOSTILE_NAMES]
+        calls += [lambda a=a: target.delete_record("web", bind.zone, address=a)
+                  for a in HOSTILE_ADDRESSES if a]
+        calls += [lambda a=a: target.check_record("web", bind.zone, address=a)
+                  for a in HOSTILE_ADDRESSES if a]
         calls += [lambda d=d: target.add_record("web", d, "10.0.0.5") for d in HOSTILE_DOMAINS]
         calls += [lambda d=d: target.delete_record("web", d) for d in HOSTILE_DOMAINS]
         calls += [lambda a=a: target.add_record("web", bind.zone, a) for a in HOSTILE_ADDRESSES]
@@ -342,7 +372,8 @@ def test_actions_add_and_delete_through_the_harness(bind):
                         address="10.0.0.9", ttl=None, zone=None)
     assert result.ok, result
     assert result.result == {"fqdn": "web-act.example.test", "type": "A", "address": "10.0.0.9",
-                             "ttl": 60, "zone": "example.test", "verified": True}
+                             "ttl": 60, "zone": "example.test", "change": "created",
+                             "verified": True}
     assert bind.query("web-act.example.test") == ("NOERROR", ["10.0.0.9"])
     # no address: the group's service name points at the load balancer
     config = pack_config(bind, service_address="10.0.0.80")
@@ -351,7 +382,8 @@ def test_actions_add_and_delete_through_the_harness(bind):
     assert result.ok and result.result["address"] == "10.0.0.80" and result.result["ttl"] == 30
     assert bind.query("web.example.test") == ("NOERROR", ["10.0.0.80"])
     result = run_action(bind, "dns_delete_record", name="web-act", domain=bind.zone)
-    assert result.ok and result.result == {"fqdn": "web-act.example.test", "deleted": True}
+    assert result.ok and result.result == {"fqdn": "web-act.example.test", "deleted": True,
+                                           "outcome": "deleted"}
     assert bind.query("web-act.example.test") == ("NXDOMAIN", [])
 
 
