@@ -440,7 +440,8 @@ class World:
                 "converge_timeout": self.converge_timeout,
                 "verify_tls": True,
             },
-            "dns": self.bind.config(service_address=LOOPBACK, timeout=self.dns_timeout),
+            "dns": self.bind.config(service_address=LOOPBACK, timeout=self.dns_timeout,
+                                    owner_id="autoscale"),
             "haproxy": {
                 "runtime_api": self.haproxy.socket_path,
                 "backend": self.backends[0],
