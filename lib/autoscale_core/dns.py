@@ -22,9 +22,9 @@ A name that passes none of these is someone else's: ``NotOwnedError``, nothing c
 ownership record has a name of its own (a label beneath the owned name) rather than sitting at
 the owned name: a value-dependent prerequisite compares a whole RRset, so at the owned name any
 TXT another party adds there (a site verification, SPF) would make the pack lose its own
-names; the owned name stays free for whatever else its owner puts there; and a TXT could never
-sit beside a CNAME should a backend ever write one. ``_`` cannot start a group or node name,
-so an ownership name never collides with a name the pack manages.
+names; nobody asking the owned name for TXT gets the pack's bookkeeping; and no TXT could sit
+beside a CNAME, should a backend ever write one. ``_`` cannot start a group or node name, so
+an ownership name never collides with a name the pack manages.
 
 An add is idempotent and retried after a timeout like a delete (a retried create finds its own
 TXT and becomes a change); deleting a name that has nothing is a success. Each change is
