@@ -1,7 +1,7 @@
 from st2common.runners.base_action import Action
 
 from autoscale_core.backend import BackendError
-from autoscale_core.dns import DnsSettings, registry
+from autoscale_core.dns import DnsSettings, NotOwnedError, registry
 from autoscale_core.failure import reports_failure
 from autoscale_core.model import ValidationError
 
@@ -16,9 +16,12 @@ class DnsAddRecord(Action):
                                       "is empty")
             record = registry(settings).add_record(
                 name, domain, address or settings.service_address, ttl=ttl, zone=zone)
+        except NotOwnedError as exc:
+            return False, dict(exc.as_dict(), error=str(exc), not_owned=True)
         except BackendError as exc:
             return False, dict(exc.as_dict(), error=str(exc))
         except ValidationError as exc:
             return False, {"error": str(exc), "retryable": False}
         return True, {"fqdn": record.fqdn, "type": record.type, "address": record.address,
-                      "ttl": record.ttl, "zone": record.zone, "verified": True}
+                      "ttl": record.ttl, "zone": record.zone, "change": record.change,
+                      "verified": True}

@@ -8,6 +8,7 @@ Used by the DNS tests and the local sandbox::
         bind.down(); bind.up()         # fault injection: BIND stopped, then back (zone kept)
         bind.restart()                 # the same in one call
         bind.pause(); bind.unpause()   # accepts connections but never answers: timeouts
+        bind.zone_records()            # every record, by a zone transfer (allow_transfer=True)
 
 Everything lives in one temporary directory (named.conf, zone file, journal, pid file,
 session key, log); ``stop()`` ends ``named`` (SIGTERM, then SIGKILL) and removes it.
@@ -42,9 +43,11 @@ from typing import Dict, Iterable, List, Optional, Set, Tuple
 import dns.exception
 import dns.flags
 import dns.message
+import dns.name
 import dns.query
 import dns.rcode
 import dns.rdatatype
+import dns.tsig
 
 from .net import LOOPBACK, free_port_pair
 from .process import spawn
@@ -89,19 +92,21 @@ class BindServer:
 
     ``key_name`` may update the zone. ``other_keys`` are keys the server knows but that may
     not update it (a correctly signed update with one is REFUSED). ``records`` are extra
-    zone-file lines (relative names), e.g. ``["alias IN CNAME ns1"]``.
+    zone-file lines (relative names), e.g. ``["alias IN CNAME ns1"]``. With
+    ``allow_transfer``, a zone transfer (AXFR) signed with ``key_name`` is allowed.
     """
 
     def __init__(self, zone: str = "example.test", key_name: str = "autoscale-test",
                  algorithm: str = "hmac-sha256", other_keys: Iterable[str] = (),
                  records: Iterable[str] = (), startup_timeout: float = 15.0,
-                 private_binary: Optional[bool] = None) -> None:
+                 private_binary: Optional[bool] = None, allow_transfer: bool = False) -> None:
         self.zone = zone.rstrip(".").lower()
         self.key_name = key_name
         self.algorithm = algorithm
         self.key_secret = self._new_secret()
         self.other_keys: Dict[str, str] = {name: self._new_secret() for name in other_keys}
         self.records = list(records)
+        self.allow_transfer = allow_transfer
         self.startup_timeout = startup_timeout
         self.private_binary = apparmor_enabled() if private_binary is None else private_binary
         self.directory: Optional[str] = None
@@ -158,9 +163,12 @@ class BindServer:
             '  type primary;\n'
             '  file "%(zonefile)s";\n'
             '  allow-update { key "%(key)s"; };\n'
+            '%(transfer)s'
             '};\n'
         ) % {"dir": self.directory, "port": self.port, "host": LOOPBACK, "keys": key_blocks,
-             "zone": self.zone, "zonefile": self.zone_path, "key": self.key_name}
+             "zone": self.zone, "zonefile": self.zone_path, "key": self.key_name,
+             "transfer": ('  allow-transfer { key "%s"; };\n' % self.key_name
+                          if self.allow_transfer else "")}
 
     def _zone_file(self) -> str:
         lines = [
@@ -333,6 +341,27 @@ class BindServer:
             for rdata in rrset
         )
         return dns.rcode.to_text(response.rcode()), answers
+
+    def keyring(self) -> Dict[dns.name.Name, dns.tsig.Key]:
+        return {dns.name.from_text(self.key_name): dns.tsig.Key(
+            self.key_name, self.key_secret, self.algorithm)}
+
+    def zone_records(self) -> Dict[Tuple[str, str], Tuple[int, List[str]]]:
+        """Every record of the zone but its SOA (whose serial every update changes), by a
+        TSIG-signed zone transfer: (fqdn without the final dot, type) -> (ttl, sorted rdata).
+        Needs ``allow_transfer``."""
+        found: Dict[Tuple[str, str], Tuple[int, List[str]]] = {}
+        for message in dns.query.xfr(LOOPBACK, self.zone, port=self.port,
+                                     keyring=self.keyring(), keyname=self.key_name,
+                                     lifetime=5.0, relativize=False):
+            for rrset in message.answer:
+                if rrset.rdtype == dns.rdatatype.SOA:
+                    continue
+                key = (rrset.name.to_text().rstrip(".").lower(),
+                       dns.rdatatype.to_text(rrset.rdtype))
+                _, rdata = found.get(key, (rrset.ttl, []))
+                found[key] = (rrset.ttl, sorted(set(rdata + [r.to_text() for r in rrset])))
+        return found
 
     def dig(self, name: str, rdtype: str = "A", *options: str) -> str:
         """``dig @127.0.0.1 -p PORT name type`` output: a second, independent client."""

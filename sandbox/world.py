@@ -72,6 +72,8 @@ from .haproxy import HAProxy
 from .net import LOOPBACK, free_port
 from .webnode import WebNode
 
+# The first label of a name's ownership record, _autoscale.<name> (autoscale_core.dns).
+OWNER_LABEL = "_autoscale"
 # The server metadata key that names a node's port (autoscale_core.compute.PORT_KEY).
 PORT_KEY = "autoscale_port"
 
@@ -136,17 +138,6 @@ def _ssh_pub_key() -> str:
 # -- the launchers, as the World needs them -------------------------------------------------------
 
 
-class _Bind(BindServer):
-    """BIND that also allows a zone transfer signed with the update key (for inventories)."""
-
-    def _named_conf(self) -> str:
-        text = super()._named_conf()
-        update = '  allow-update { key "%s"; };\n' % self.key_name
-        if update not in text:
-            raise WorldError("sandbox.bind's named.conf changed: no allow-update line to extend")
-        return text.replace(update, update + '  allow-transfer { key "%s"; };\n' % self.key_name)
-
-
 class _LoadBalancer(HAProxy):
     """HAProxy with a backend per name: Host ``<backend>.…`` picks the backend, else the first;
     with a health check path, every backend checks it (``option httpchk``)."""
@@ -195,8 +186,9 @@ class Inventory:
     # Nova servers, deleting ones included: name, id, group, node (their metadata tags),
     # status (BUILD, ACTIVE, ERROR), deleting (bool), address.
     servers: List[Dict[str, Any]]
-    # A and AAAA records in the zone, from an AXFR: fqdn (no trailing dot) -> sorted addresses.
-    # The zone's own records (ns1) are left out; group service names are in.
+    # Names the pack holds, from an AXFR: fqdn (no trailing dot) -> sorted A and AAAA
+    # addresses; a name left with only its ownership record is in, with no address. The
+    # zone's own records (ns1) and seed_dns's are left out; group service names are in.
     dns: Dict[str, List[str]]
     # backend -> server name -> address, port, admin_state (ready/drain/maint), op_state.
     haproxy: Dict[str, Dict[str, Dict[str, Any]]]
@@ -205,6 +197,8 @@ class Inventory:
     chef_clients: List[str]
     slack_messages: int
     web_nodes: List[str]  # names of running web node processes
+    # The pack's ownership records: owned fqdn -> TXT texts at _autoscale.<fqdn>.
+    dns_owners: Dict[str, List[str]] = field(default_factory=dict)
 
     def node_names(self) -> Set[str]:
         """Every name some backend holds for a node: server names, the first label of each
@@ -259,7 +253,7 @@ class World:
         self.slack_token = "xoxb-sandbox-%s" % base64.b32encode(os.urandom(10)).decode().lower()
         self.webhook_token = base64.urlsafe_b64encode(os.urandom(18)).decode("ascii")
 
-        self.bind: Optional[_Bind] = None
+        self.bind: Optional[BindServer] = None
         self.haproxy: Optional[_LoadBalancer] = None
         self.openstack: Optional[FakeOpenStack] = None
         self.chef: Optional[FakeChefServer] = None
@@ -275,7 +269,10 @@ class World:
         self._failing: Dict[str, Optional[int]] = {}  # what -> None (until healed) or count
         self._injected: List[Any] = []  # the fakes' rules this World added, to cancel on heal
         self._socket_aside: Optional[str] = None
-        self._dns_baseline: Set[str] = set()
+        # The zone's records at start, and those seed_dns added for someone else: neither
+        # is the pack's.
+        self._dns_baseline: Set[Tuple[str, str]] = set()
+        self._dns_foreign: Set[Tuple[str, str]] = set()
         # Child processes die with the THREAD that started them (PR_SET_PDEATHSIG, see
         # sandbox.process), and FakeOpenStack calls on_create from a request thread that ends
         # with its connection: every process of the World is started from these threads,
@@ -295,7 +292,8 @@ class World:
         try:
             self.server_port = free_port()
             self.webhook_port = free_port()
-            self.bind = _Bind(zone=self.zone, key_name="autoscale-sandbox")
+            self.bind = BindServer(zone=self.zone, key_name="autoscale-sandbox",
+                                   allow_transfer=True)
             self._spawn(self.bind.start)
             self.haproxy = _LoadBalancer(self.backends,
                                          "/health" if self.serve_http else None)
@@ -309,7 +307,7 @@ class World:
             self.chef.start()
             self.slack = FakeSlack(token=self.slack_token, channels={self.channel: CHANNEL_ID})
             self.slack.start()
-            self._dns_baseline = set(self._axfr())
+            self._dns_baseline = set(self.zone_records())
         except BaseException:
             with contextlib.suppress(WorldError):  # the first error is the one to see
                 self.stop()
@@ -442,7 +440,8 @@ class World:
                 "converge_timeout": self.converge_timeout,
                 "verify_tls": True,
             },
-            "dns": self.bind.config(service_address=LOOPBACK, timeout=self.dns_timeout),
+            "dns": self.bind.config(service_address=LOOPBACK, timeout=self.dns_timeout,
+                                    owner_id="autoscale"),
             "haproxy": {
                 "runtime_api": self.haproxy.socket_path,
                 "backend": self.backends[0],
@@ -779,31 +778,52 @@ class World:
             }
         return found
 
-    def _keyring(self) -> Dict[dns.name.Name, dns.tsig.Key]:
-        assert self.bind is not None
-        return {dns.name.from_text(self.bind.key_name): dns.tsig.Key(
-            self.bind.key_name, self.bind.key_secret, self.bind.algorithm)}
-
-    def _axfr(self) -> Dict[str, List[str]]:
-        """The zone's A and AAAA records by a TSIG-signed AXFR: fqdn -> sorted addresses."""
+    def zone_records(self) -> Dict[Tuple[str, str], Tuple[int, List[str]]]:
+        """Every record of the zone but its SOA, by a TSIG-signed AXFR: (fqdn, type) ->
+        (ttl, sorted rdata). For before/after comparisons of someone else's records."""
         assert self.bind is not None
         if "dns" in self._failing or "dns.hang" in self._failing or not self.bind.running:
             raise WorldError("BIND is down or frozen (world.fail('dns'/'dns.hang')): heal it "
                              "before reading the zone")
-        found: Dict[str, List[str]] = {}
-        for message in dns.query.xfr(LOOPBACK, self.zone, port=self.bind.port,
-                                     keyring=self._keyring(), keyname=self.bind.key_name,
-                                     lifetime=5.0, relativize=False):
-            for rrset in message.answer:
-                if rrset.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
-                    name = rrset.name.to_text().rstrip(".").lower()
-                    found.setdefault(name, []).extend(rdata.to_text() for rdata in rrset)
-        return {name: sorted(set(addresses)) for name, addresses in found.items()}
+        return self.bind.zone_records()
+
+    def _pack_records(self) -> Dict[Tuple[str, str], Tuple[int, List[str]]]:
+        return {key: value for key, value in self.zone_records().items()
+                if key not in self._dns_baseline and key not in self._dns_foreign}
 
     def dns_records(self) -> Dict[str, List[str]]:
-        """A and AAAA records the pack (or a test) added: fqdn -> sorted addresses."""
-        return {name: addresses for name, addresses in self._axfr().items()
-                if name not in self._dns_baseline}
+        """Names the pack (or a test) holds: fqdn -> sorted A and AAAA addresses. A name that
+        has only its ownership record (``_autoscale.<name>`` TXT) is in too, with no address:
+        the ownership record is the pack's as much as the address is."""
+        found: Dict[str, List[str]] = {}
+        for (name, rdtype), (_, rdata) in self._pack_records().items():
+            if rdtype in ("A", "AAAA"):
+                found[name] = sorted(set(found.get(name, []) + rdata))
+            elif rdtype == "TXT" and name.startswith(OWNER_LABEL + "."):
+                found.setdefault(name[len(OWNER_LABEL) + 1:], [])
+        return found
+
+    def dns_owners(self) -> Dict[str, List[str]]:
+        """The pack's ownership records: owned fqdn -> the TXT texts at ``_autoscale.<fqdn>``."""
+        return {name[len(OWNER_LABEL) + 1:]: rdata
+                for (name, rdtype), (_, rdata) in self._pack_records().items()
+                if rdtype == "TXT" and name.startswith(OWNER_LABEL + ".")}
+
+    def seed_dns(self, records: Sequence[Tuple[str, str, str]], ttl: int = 300) -> None:
+        """Add someone else's records (label relative to the zone, type, rdata) as an
+        operator's nsupdate would: unconditionally, with the zone's key. They are not the
+        pack's: not in ``dns_records``; ``reset`` removes them."""
+        assert self.bind is not None
+        update = dns.update.UpdateMessage(self.zone, keyring=self.bind.keyring(),
+                                          keyname=self.bind.key_name)
+        for label, rdtype, rdata in records:
+            update.add(label, ttl, rdtype, rdata)
+            name = (dns.name.from_text(label, dns.name.from_text(self.zone))
+                    .to_text().rstrip(".").lower())
+            self._dns_foreign.add((name, rdtype.upper()))
+        response = dns.query.tcp(update, LOOPBACK, port=self.bind.port, timeout=5)
+        if response.rcode() != 0:
+            raise WorldError("BIND refused the seed update: rcode %d" % response.rcode())
 
     def inventory(self) -> Inventory:
         """What really exists now, read from each backend (an AXFR from BIND, ``show servers
@@ -836,6 +856,7 @@ class World:
         return Inventory(
             servers=servers,
             dns=self.dns_records(),
+            dns_owners=self.dns_owners(),
             haproxy={backend: self.lb_servers(backend) for backend in self.backends},
             chef_nodes=nodes,
             chef_clients=clients,
@@ -877,18 +898,18 @@ class World:
                         raise WorldError("HAProxy: del server %s: %s"
                                          % (target, answer.strip()))
                     time.sleep(0.05)
-        records = self.dns_records()
-        if records:
+        extra = [key for key in self.zone_records() if key not in self._dns_baseline]
+        if extra:
             assert self.bind is not None
-            update = dns.update.UpdateMessage(self.zone, keyring=self._keyring(),
+            update = dns.update.UpdateMessage(self.zone, keyring=self.bind.keyring(),
                                               keyname=self.bind.key_name)
-            for name in records:
-                update.delete(name + ".", "A")
-                update.delete(name + ".", "AAAA")
+            for name, rdtype in extra:
+                update.delete(name + ".", rdtype)
             response = dns.query.tcp(update, LOOPBACK, port=self.bind.port, timeout=5)
             if response.rcode() != 0:
                 raise WorldError("BIND refused the clean-up update: rcode %d"
                                  % response.rcode())
+        self._dns_foreign.clear()
 
 
 def _main() -> None:  # pragma: no cover - a manual look: python -m sandbox.world

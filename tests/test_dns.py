@@ -11,6 +11,7 @@ import time
 import dns.message
 import dns.query
 import dns.rcode
+import dns.tsig
 import dns.update
 import pytest
 import yaml
@@ -20,7 +21,11 @@ from autoscale_core.backend import BackendError
 from autoscale_core.dns import (
     DnsRegistry,
     DnsSettings,
+    NotOwnedError,
+    Removal,
     Rfc2136Registry,
+    add_attempts,
+    delete_attempts,
     parse_address,
     record_name,
     registry,
@@ -34,10 +39,29 @@ from st2harness import Datastore, PackLoader
 STARTED = []
 
 SEEDED = [
-    "alias IN CNAME ns1",  # an A added here is ignored by BIND (CNAME and other data)
+    "alias IN CNAME ns1",
     "keep IN A 10.9.9.9",
     "keep IN TXT \"not ours\"",
+    # Someone else's names, each a way a name can be in use.
+    "www IN A 192.0.2.10",
+    "www6 IN AAAA 2001:db8::10",
+    "mail IN MX 10 ns1",
+    "only-txt IN TXT \"v=spf1 -all\"",
+    "theirs IN A 192.0.2.30",
+    "_autoscale.theirs IN TXT \"heritage=autoscale,autoscale/owner=other-site\"",
+    "claimed IN A 192.0.2.31",
+    "_autoscale.claimed IN TXT \"something else\"",
+    # Names from before ownership records: an address the pack recorded, no TXT.
+    "legacy-add IN A 10.1.1.1",
+    "legacy-del IN A 10.1.1.2",
+    "legacy-six IN AAAA 2001:db8::12",
+    "legacy-moved IN A 10.1.1.3",
+    "legacy-svc IN A 10.1.1.5",
+    "legacy-taken IN A 10.1.1.4",
+    "_autoscale.legacy-taken IN TXT \"heritage=autoscale,autoscale/owner=other-site\"",
 ]
+FOREIGN = ["www", "www6", "mail", "only-txt", "theirs", "claimed", "alias", "keep"]
+OWNER = '"heritage=autoscale,autoscale/owner=autoscale"'
 
 
 def start_bind(**kwargs):
@@ -60,7 +84,7 @@ def stop_and_check(server):
 
 @pytest.fixture(scope="module")
 def bind():
-    server = start_bind(other_keys=["other"], records=SEEDED)
+    server = start_bind(other_keys=["other"], records=SEEDED, allow_transfer=True)
     yield server
     stop_and_check(server)
 
@@ -92,6 +116,10 @@ def pack_config(server, **dns_overrides):
         config = yaml.safe_load(handle)
     config["dns"] = server.config(**dns_overrides)
     return config
+
+
+def registry_key(server):
+    return dns.tsig.Key(server.key_name, server.key_secret, server.algorithm)
 
 
 def run_action(server, action, config=None, **params):
@@ -136,18 +164,30 @@ def test_ipv6_address_makes_an_aaaa_record_beside_the_a(bind, dns_registry):
 def test_delete_leaves_nxdomain_and_deleting_again_succeeds(bind, dns_registry):
     dns_registry.add_record("web-gone", bind.zone, "10.0.0.8")
     dns_registry.add_record("web-gone", bind.zone, "2001:db8::8")
-    assert dns_registry.delete_record("web-gone", bind.zone) == "web-gone.example.test"
+    assert dns_registry.delete_record("web-gone", bind.zone) == Removal(
+        "web-gone.example.test", "deleted")
     assert bind.query("web-gone.example.test") == ("NXDOMAIN", [])
     assert bind.query("web-gone.example.test", "AAAA") == ("NXDOMAIN", [])
+    assert bind.query("_autoscale.web-gone.example.test", "TXT") == ("NXDOMAIN", [])
     assert "status: NXDOMAIN" in bind.dig("web-gone.example.test", "A")
-    assert dns_registry.delete_record("web-gone", bind.zone) == "web-gone.example.test"
-    assert dns_registry.delete_record("never-there", bind.zone) == "never-there.example.test"
+    assert dns_registry.delete_record("web-gone", bind.zone) == Removal(
+        "web-gone.example.test", "absent")
+    assert dns_registry.delete_record("never-there", bind.zone) == Removal(
+        "never-there.example.test", "absent")
 
 
-def test_delete_removes_only_address_records(bind, dns_registry):
-    dns_registry.delete_record("keep", bind.zone)
-    assert bind.query("keep.example.test", "A") == ("NOERROR", [])
-    assert bind.query("keep.example.test", "TXT") == ("NOERROR", ['"not ours"'])
+def test_delete_removes_only_the_address_and_ownership_records(bind, dns_registry):
+    dns_registry.add_record("web-mixed", bind.zone, "10.0.0.8")
+    # Someone else's records beside the pack's at the same name.
+    update = dns.update.UpdateMessage(bind.zone + ".", keyring=registry_key(bind))
+    update.add("web-mixed", 60, "TXT", '"theirs"')
+    update.add("web-mixed", 60, "MX", "10 ns1")
+    assert dns.query.tcp(update, LOOPBACK, timeout=2, port=bind.port).rcode() == 0
+    assert dns_registry.delete_record("web-mixed", bind.zone).outcome == "deleted"
+    assert bind.query("web-mixed.example.test", "A") == ("NOERROR", [])
+    assert bind.query("web-mixed.example.test", "TXT") == ("NOERROR", ['"theirs"'])
+    assert bind.query("web-mixed.example.test", "MX") == ("NOERROR", ["10 ns1.example.test."])
+    assert bind.query("_autoscale.web-mixed.example.test", "TXT") == ("NXDOMAIN", [])
 
 
 def test_names_are_zone_relative_when_domain_is_below_the_zone(bind, dns_registry):
@@ -156,6 +196,166 @@ def test_names_are_zone_relative_when_domain_is_below_the_zone(bind, dns_registr
     assert bind.query("web-1.eu.example.test") == ("NOERROR", ["10.0.1.1"])
     # the zone's apex itself is inside the zone
     assert record_name("example", "test", "example.test").relative == "@"
+
+
+# -- ownership ----------------------------------------------------------------------------------
+
+
+def test_a_new_name_gets_its_ownership_record_and_stays_ours(bind, dns_registry):
+    record = dns_registry.add_record("web-owned", bind.zone, "10.0.0.5")
+    assert record.change == "created"
+    assert bind.query("_autoscale.web-owned.example.test", "TXT") == ("NOERROR", [OWNER])
+    assert bind.query("web-owned.example.test", "TXT") == ("NOERROR", [])  # not at the name
+    assert dns_registry.add_record("web-owned", bind.zone, "10.0.0.6").change == "updated"
+    assert bind.query("web-owned.example.test") == ("NOERROR", ["10.0.0.6"])
+    assert dns_registry.check_record("web-owned", bind.zone) == "ours"
+    assert dns_registry.delete_record("web-owned", bind.zone).outcome == "deleted"
+    assert bind.query("_autoscale.web-owned.example.test", "TXT") == ("NXDOMAIN", [])
+
+
+@pytest.mark.parametrize("label", FOREIGN)
+def test_someone_elses_name_is_never_changed(bind, dns_registry, label):
+    before = bind.zone_records()
+    fqdn = "%s.example.test" % label
+    for call in (lambda: dns_registry.add_record(label, bind.zone, "10.0.0.5"),
+                 lambda: dns_registry.add_record(label, bind.zone, "2001:db8::5"),
+                 lambda: dns_registry.check_record(label, bind.zone, address="10.0.0.5")):
+        with pytest.raises(NotOwnedError) as err:
+            call()
+        assert err.value.fqdn == fqdn and not err.value.retryable
+        assert "%s is not managed by this installation" % fqdn in str(err.value)
+        assert "left alone" in str(err.value)
+    # A delete refuses too, or, where the name has no address and no ownership record (MX,
+    # TXT or CNAME only), finds nothing the pack could have made.
+    for address in (None, "10.0.0.5"):
+        if label not in ("mail", "only-txt", "alias"):
+            with pytest.raises(NotOwnedError, match="not managed by this installation"):
+                dns_registry.delete_record(label, bind.zone, address=address)
+        else:
+            assert dns_registry.delete_record(label, bind.zone, address=address).outcome == \
+                "absent"
+    assert bind.zone_records() == before
+
+
+def test_the_refusal_names_what_is_there_and_whose_it_is(bind, dns_registry):
+    with pytest.raises(NotOwnedError) as err:
+        dns_registry.add_record("www", bind.zone, "10.0.0.5")
+    assert str(err.value) == (
+        'DNS: add www.example.test A 10.0.0.5: www.example.test is not managed by this '
+        'installation: it holds A 192.0.2.10 and there is no TXT %s at '
+        '_autoscale.www.example.test; left alone (choose another name, or remove the record if '
+        'nobody uses it)' % OWNER)
+    with pytest.raises(NotOwnedError, match="it holds A 192.0.2.30 and "
+                                            "_autoscale.theirs.example.test names owner "
+                                            "'other-site', another installation "
+                                            r"\(dns.owner_id here: 'autoscale'\)"):
+        dns_registry.check_record("theirs", bind.zone)
+
+
+def test_another_installation_keeps_its_names_and_ours_stay_ours(bind):
+    ours = Rfc2136Registry(settings_for(bind, owner_id="site-a"))
+    other = Rfc2136Registry(settings_for(bind, owner_id="site-b"))
+    ours.add_record("web-shared", bind.zone, "10.0.0.5")
+    before = bind.zone_records()
+    with pytest.raises(NotOwnedError, match="names owner 'site-a'"):
+        other.add_record("web-shared", bind.zone, "10.0.0.99")
+    with pytest.raises(NotOwnedError):
+        other.delete_record("web-shared", bind.zone, address="10.0.0.5")
+    assert bind.zone_records() == before
+    assert ours.delete_record("web-shared", bind.zone).outcome == "deleted"
+
+
+def test_two_writers_the_second_prerequisite_fails_on_the_server(bind):
+    """Both writers see the name free, then both send the pack's own create update: the
+    server applies the first and refuses the second (YXDOMAIN), whatever either had read."""
+    one = Rfc2136Registry(settings_for(bind, owner_id="writer-one"))
+    two = Rfc2136Registry(settings_for(bind, owner_id="writer-two"))
+    assert one.check_record("web-race", bind.zone) == two.check_record(
+        "web-race", bind.zone) == "free"
+    target = record_name("web-race", bind.zone, bind.zone)
+    key = registry_key(bind)
+
+    def send(owner_id, attempts, label):
+        message = dns.update.UpdateMessage(bind.zone + ".", keyring=key)
+        dict(attempts)[label](message)
+        response = dns.query.tcp(message, LOOPBACK, timeout=2, port=bind.port)
+        return dns.rcode.to_text(response.rcode())
+
+    first = add_attempts(target, "A", "10.0.0.1", 60, "writer-one")
+    second = add_attempts(target, "A", "10.0.0.2", 60, "writer-two")
+    assert send("writer-one", first, "created") == "NOERROR"
+    assert send("writer-two", second, "created") == "YXDOMAIN"
+    # Nor can the second writer change or delete it: its TXT is not there.
+    assert send("writer-two", second, "updated") == "NXRRSET"
+    assert send("writer-two", delete_attempts(target, "writer-two"), "deleted") == "NXRRSET"
+    # nor adopt it: the A is not its address, and an ownership record is there
+    assert send("writer-two", second, "adopted") in ("NXRRSET", "YXDOMAIN")
+    assert bind.query("web-race.example.test") == ("NOERROR", ["10.0.0.1"])
+    assert bind.query("_autoscale.web-race.example.test", "TXT") == (
+        "NOERROR", ['"heritage=autoscale,autoscale/owner=writer-one"'])
+    # The same through the library: refused, nothing changed.
+    before = bind.zone_records()
+    with pytest.raises(NotOwnedError, match="names owner 'writer-one'"):
+        two.add_record("web-race", bind.zone, "10.0.0.2")
+    assert bind.zone_records() == before
+    assert one.delete_record("web-race", bind.zone).outcome == "deleted"
+
+
+def test_a_name_from_before_ownership_records_is_adopted_by_its_address(bind, dns_registry):
+    # add: the A holds exactly the address: the TXT is added, the A kept.
+    record = dns_registry.add_record("legacy-add", bind.zone, "10.1.1.1")
+    assert record.change == "adopted"
+    assert bind.query("_autoscale.legacy-add.example.test", "TXT") == ("NOERROR", [OWNER])
+    assert dns_registry.delete_record("legacy-add", bind.zone).outcome == "deleted"
+    # delete with the recorded address: removed without ever getting a TXT.
+    assert dns_registry.check_record("legacy-del", bind.zone, address="10.1.1.2") == "adoptable"
+    removal = dns_registry.delete_record("legacy-del", bind.zone, address="10.1.1.2")
+    assert removal == Removal("legacy-del.example.test", "adopted")
+    assert bind.query("legacy-del.example.test") == ("NXDOMAIN", [])
+    assert dns_registry.delete_record("legacy-six", bind.zone,
+                                      address="2001:db8::12").outcome == "adopted"
+    assert bind.query("legacy-six.example.test", "AAAA") == ("NXDOMAIN", [])
+    # another address since, or someone else's TXT: not ours.
+    before = bind.zone_records()
+    for label, address in (("legacy-moved", "10.1.1.9"), ("legacy-taken", "10.1.1.4")):
+        with pytest.raises(NotOwnedError):
+            dns_registry.add_record(label, bind.zone, address)
+        with pytest.raises(NotOwnedError):
+            dns_registry.delete_record(label, bind.zone, address=address)
+        with pytest.raises(NotOwnedError):
+            dns_registry.check_record(label, bind.zone, address=address)
+    assert bind.zone_records() == before
+
+
+def test_a_check_changes_nothing(bind, dns_registry):
+    serial = bind.query(bind.zone, "SOA")
+    assert dns_registry.check_record("web-unused", bind.zone) == "free"
+    assert dns_registry.check_record("legacy-moved", bind.zone, address="10.1.1.3") == \
+        "adoptable"
+    with pytest.raises(NotOwnedError):
+        dns_registry.check_record("www", bind.zone)
+    assert bind.query(bind.zone, "SOA") == serial
+    assert bind.query("web-unused.example.test") == ("NXDOMAIN", [])
+    assert bind.query("_autoscale.legacy-moved.example.test", "TXT") == ("NXDOMAIN", [])
+
+
+def test_actions_refuse_to_add_and_leave_alone_on_delete(bind):
+    before = bind.zone_records()
+    added = run_action(bind, "dns_add_record", name="www", domain=bind.zone, address="10.0.0.5")
+    assert not added.ok and added.result["not_owned"] is True
+    assert "www.example.test is not managed by this installation" in added.result["error"]
+    deleted = run_action(bind, "dns_delete_record", name="www", domain=bind.zone)
+    assert deleted.ok, deleted
+    assert deleted.result["deleted"] is False and deleted.result["outcome"] == "not ours"
+    assert "not managed by this installation" in deleted.result["left_alone"]
+    # the service name of a group from before ownership records: dns.service_address
+    config = pack_config(bind, service_address="10.1.1.5")
+    adopted = run_action(bind, "dns_delete_record", config=config, name="legacy-svc",
+                         domain=bind.zone, service_name=True)
+    assert adopted.ok and adopted.result["outcome"] == "adopted", adopted
+    legacy = ("legacy-svc.example.test", "A")
+    assert before.pop(legacy) == (60, ["10.1.1.5"])
+    assert bind.zone_records() == before
 
 
 # -- refusals -------------------------------------------------------------------------------
@@ -210,10 +410,17 @@ def test_zone_the_server_does_not_serve_is_notauth(bind, dns_registry):
 
 
 def test_update_the_server_accepts_but_does_not_serve_is_an_error(bind, dns_registry):
-    # BIND answers NOERROR but ignores an A beside a CNAME: only the check query sees it.
-    with pytest.raises(BackendError, match=r"DNS: add alias.example.test A 10.0.0.5: the server "
-                                           r"accepted the update but answers nothing"):
-        dns_registry.add_record("alias", bind.zone, "10.0.0.5")
+    # A name of ours whose A someone replaced with a CNAME: the change's prerequisite (our
+    # TXT) holds, BIND answers NOERROR but ignores an A beside a CNAME: only the check query
+    # sees it.
+    dns_registry.add_record("web-cname", bind.zone, "10.0.0.5")
+    update = dns.update.UpdateMessage(bind.zone + ".", keyring=registry_key(bind))
+    update.delete("web-cname", "A")
+    update.add("web-cname", 60, "CNAME", "ns1")
+    assert dns.query.tcp(update, LOOPBACK, timeout=2, port=bind.port).rcode() == 0
+    with pytest.raises(BackendError, match=r"DNS: add web-cname.example.test A 10.0.0.5: the "
+                                           r"server accepted the update but answers nothing"):
+        dns_registry.add_record("web-cname", bind.zone, "10.0.0.5")
 
 
 HOSTILE_NAMES = ["a;b", "a b", "x\n", "..", "a" * 64, "", "Web", "*", "a.b", "-a", "a\x00",
@@ -234,6 +441,11 @@ def test_hostile_input_is_refused_before_any_io(bind):
         target = Rfc2136Registry(settings)
         calls = [lambda n=n: target.add_record(n, bind.zone, "10.0.0.5") for n in HOSTILE_NAMES]
         calls += [lambda n=n: target.delete_record(n, bind.zone) for n in HOSTILE_NAMES]
+        calls += [lambda n=n: target.check_record(n, bind.zone) for n in HOSTILE_NAMES]
+        calls += [lambda a=a: target.delete_record("web", bind.zone, address=a)
+                  for a in HOSTILE_ADDRESSES if a]
+        calls += [lambda a=a: target.check_record("web", bind.zone, address=a)
+                  for a in HOSTILE_ADDRESSES if a]
         calls += [lambda d=d: target.add_record("web", d, "10.0.0.5") for d in HOSTILE_DOMAINS]
         calls += [lambda d=d: target.delete_record("web", d) for d in HOSTILE_DOMAINS]
         calls += [lambda a=a: target.add_record("web", bind.zone, a) for a in HOSTILE_ADDRESSES]
@@ -312,6 +524,9 @@ def test_settings_from_config(bind):
     assert (settings.server, settings.port, settings.zone, settings.ttl) == (
         LOOPBACK, bind.port, "example.test", 60)
     assert bind.key_secret not in repr(settings)
+    assert settings.owner_id == "autoscale"  # the default: one installation per zone
+    assert DnsSettings.from_config({"dns": dict(config, owner_id="prod-eu.1")}).owner_id == \
+        "prod-eu.1"
     assert isinstance(registry(settings), DnsRegistry)
     for key in ("server", "zone", "tsig_key_name", "tsig_secret"):
         with pytest.raises(ValidationError, match="config key dns.%s is missing" % key):
@@ -329,6 +544,12 @@ def test_settings_from_config(bind):
         ("zone", "bad zone", "config key dns.zone 'bad zone' is not a valid DNS name"),
         ("ttl", -5, "config key dns.ttl must be a whole number"),
         ("service_address", "lb.example.test", "dns.service_address 'lb.example.test' is not"),
+        ("owner_id", "two words", "config key dns.owner_id must be 1 to 63 of letters"),
+        ("owner_id", 'a"b', "config key dns.owner_id must be"),
+        ("owner_id", "a,autoscale/owner=b", "config key dns.owner_id must be"),
+        ("owner_id", "x" * 64, "config key dns.owner_id must be"),
+        ("owner_id", "-lead", "config key dns.owner_id must be"),
+        ("owner_id", 7, "config key dns.owner_id must be"),
     ):
         with pytest.raises(ValidationError, match=message):
             DnsSettings.from_config({"dns": dict(config, **{key: value})})
@@ -342,7 +563,8 @@ def test_actions_add_and_delete_through_the_harness(bind):
                         address="10.0.0.9", ttl=None, zone=None)
     assert result.ok, result
     assert result.result == {"fqdn": "web-act.example.test", "type": "A", "address": "10.0.0.9",
-                             "ttl": 60, "zone": "example.test", "verified": True}
+                             "ttl": 60, "zone": "example.test", "change": "created",
+                             "verified": True}
     assert bind.query("web-act.example.test") == ("NOERROR", ["10.0.0.9"])
     # no address: the group's service name points at the load balancer
     config = pack_config(bind, service_address="10.0.0.80")
@@ -351,7 +573,8 @@ def test_actions_add_and_delete_through_the_harness(bind):
     assert result.ok and result.result["address"] == "10.0.0.80" and result.result["ttl"] == 30
     assert bind.query("web.example.test") == ("NOERROR", ["10.0.0.80"])
     result = run_action(bind, "dns_delete_record", name="web-act", domain=bind.zone)
-    assert result.ok and result.result == {"fqdn": "web-act.example.test", "deleted": True}
+    assert result.ok and result.result == {"fqdn": "web-act.example.test", "deleted": True,
+                                           "outcome": "deleted"}
     assert bind.query("web-act.example.test") == ("NXDOMAIN", [])
 
 

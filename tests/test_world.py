@@ -6,11 +6,14 @@ import os
 import time
 import urllib.request
 
+import dns.query
+import dns.update
 import pytest
 import yaml
 from conftest import ROOT
 
 from sandbox import world as world_module
+from sandbox.net import LOOPBACK
 from sandbox.world import FAILURES, World, WorldError
 from st2harness import Datastore, PackLoader
 from st2harness.loader import LoadedAction
@@ -169,6 +172,8 @@ def test_a_vm_created_through_novaclient_converges_serves_and_is_in_the_inventor
     assert [(s["name"], s["group"], s["node"], s["status"], s["address"])
             for s in seen.servers] == [("web-a1b2c3", GROUP, "web-a1b2c3", "ACTIVE", address)]
     assert seen.dns == {"web-a1b2c3.example.test": [address]}
+    assert seen.dns_owners == {
+        "web-a1b2c3.example.test": ['"heritage=autoscale,autoscale/owner=autoscale"']}
     assert seen.haproxy["web"]["web-a1b2c3"]["address"] == address
     assert seen.haproxy["web"]["web-a1b2c3"]["port"] == port
     assert set(seen.haproxy["api"]) == {"web-a1b2c3"}
@@ -316,6 +321,26 @@ def test_dns_stopped_then_back_with_its_records(world):
     assert world.inventory().dns == {"web-aaaaaa.example.test": ["127.77.9.9"]}
     assert run(world, "dns_add_record", name="web-bbbbbb", domain=world.zone,
                address="127.77.9.10").ok
+
+
+def test_an_ownership_record_left_alone_counts_as_the_packs(world):
+    """A name reduced to its ownership record is still the pack's: a leak, not nothing."""
+    assert run(world, "dns_add_record", name="web-0e0e0e", domain=world.zone,
+               address="127.77.9.11").ok
+    update = dns.update.UpdateMessage(world.zone, keyring=world.bind.keyring(),
+                                      keyname=world.bind.key_name)
+    update.delete("web-0e0e0e", "A")
+    assert dns.query.tcp(update, LOOPBACK, port=world.bind.port, timeout=5).rcode() == 0
+    seen = world.inventory()
+    assert seen.dns == {"web-0e0e0e.example.test": []}
+    assert seen.node_names() == {"web-0e0e0e"}
+    # Someone else's records are not the pack's, and reset removes them too.
+    world.seed_dns([("www", "A", "192.0.2.10"), ("www", "TXT", '"theirs"')])
+    assert set(world.inventory().dns) == {"web-0e0e0e.example.test"}
+    assert ("www.example.test", "TXT") in world.zone_records()
+    world.reset()
+    assert world.inventory().dns == {}
+    assert not [key for key in world.zone_records() if key[0].startswith("www.")]
 
 
 def test_dns_hang_times_out(world):

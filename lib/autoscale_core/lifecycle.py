@@ -279,6 +279,21 @@ def register(store: Store, name: Any, domain: Any, config: Optional[Mapping[str,
     return {"group": group_dict(group), "fqdn": group.fqdn, "existed": False}
 
 
+def service_name(store: Store, name: Any, domain: Any, dns_zone: Any = None,
+                 config: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+    """Where asg_create registers a group's service name, found before anything is stored:
+    the stored group's name, domain and zone, or those ``register`` would give a new one."""
+    validate_group_name(name)
+    existing = store.load_group(name)
+    if existing is not None:
+        group = existing.group
+    else:
+        group = Group.create(group_defaults(config or {}), name=name, domain=domain,
+                             dns_zone=dns_zone)
+    return {"name": group.name, "domain": group.domain, "dns_zone": group.dns_zone,
+            "fqdn": group.fqdn, "existed": existing is not None}
+
+
 # ---------------------------------------------------------------------------------------------
 # Nodes
 
