@@ -14,7 +14,6 @@ A field that is absent takes its default (records written before the field exist
 from __future__ import annotations
 
 import json
-import math
 import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -265,7 +264,8 @@ def _optional_whole(minimum: int = 0) -> Callable[[Any, str], Optional[int]]:
 def _time(value: Any, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValidationError("%s must be a time in seconds, not %s" % (what, _kind_of(value)))
-    if not (math.isfinite(value) and 0 <= value <= MAX_TIME):
+    # One chained comparison: False for NaN, and no float() of a huge int (OverflowError).
+    if not 0 <= value <= MAX_TIME:
         raise ValidationError("%s must be a time between 0 and %d seconds, not %s"
                               % (what, MAX_TIME, _brief(value)))
     return value

@@ -182,10 +182,12 @@ def read_records(items: List[Any], cache: Optional[Dict[str, Tuple[Any, Any]]] =
                 if cache is not None:
                     cache[key] = (item.value, record)
             seen.add(key)
-        except (RecordError, ValidationError) as exc:
-            skip(key, group, kind, str(exc), item.value)
+        except Exception as exc:  # RecordError; anything else is a reader's bug, same effect
+            why = str(exc) if isinstance(exc, (RecordError, ValidationError)) else \
+                "unexpected %s: %s" % (type(exc).__name__, exc)
+            skip(key, group, kind, why, item.value)
             if group and kind != "spec":
-                parts.setdefault(name, {}).setdefault("unreadable", {})[key] = str(exc)
+                parts.setdefault(name, {}).setdefault("unreadable", {})[key] = why
             continue
         if kind == "spec":
             specs[name] = record
