@@ -13,10 +13,7 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
 from conftest import ROOT
-
-from autoscale_core import governor, notify
 
 # A sensor process as st2's sensor container makes it (st2reactor's sensor wrapper): the
 # interpreter's own paths, the sensor's folder appended, the sensor file imported, and the
@@ -170,13 +167,8 @@ def test_a_chat_library_that_does_not_import_costs_the_chat_lines_only(tmp_path)
             if line.startswith("autoscale governor: try: repair not announced: TypeError")]
 
 
-def test_the_control_every_library_imports(tmp_path):
-    """Without the hook the same script loads and polls (so the cases above test the hook)."""
-    result = run_sensor(tmp_path, [], orphan_scan_interval=0)
-    assert result["loaded"] and result["dispatched"] == DISPATCHED
+def test_the_governors_message_kinds_are_notifys():
+    from autoscale_core import governor, notify
 
-
-@pytest.mark.parametrize("kind", [value for name, value in vars(governor.Kind).items()
-                                  if not name.startswith("_")])
-def test_the_governors_message_kinds_are_notifys(kind):
-    assert kind in notify.KINDS
+    kinds = [value for name, value in vars(governor.Kind).items() if not name.startswith("_")]
+    assert kinds and set(kinds) <= set(notify.KINDS)

@@ -272,7 +272,7 @@ UNREADABLE_ALERT = {"autoscale.asg.web.alert": "alert record has schema version 
                     "this pack understands (1); upgrade the autoscale pack"}
 
 
-@example(Reason.UNREADABLE)
+@example("unreadable_record")  # Reason.UNREADABLE
 def unreadable_record():
     # Above its normal size with no alert that can be read: a guess of "no alert" would
     # scale in, maybe in the middle of an incident.
@@ -314,7 +314,7 @@ def test_unreadable_node_records_count_toward_the_global_cap():
     assert (d.action, d.count) == (Action.REPAIR, 1)
 
 
-@example(Reason.ERROR)
+@example("decision_failed")  # Reason.ERROR
 def decision_failed():
     # A state built by hand, not read through from_json: a time that is a string.
     state = make_state(in_service=2, alert=make_alert(),
