@@ -181,6 +181,34 @@ def test_register_refuses_bad_input_before_any_write(pack, params, message):
     assert pack.datastore.keys() == []
 
 
+# Values that would make every later node add (Chef) or announcement (Slack) fail.
+BAD_FOR_BACKENDS = [
+    ("chef_run_list", ["role[web]", "nginx server"],
+     "chef_run_list entry 'nginx server' is not a Chef run list item"),
+    ("chef_run_list", ["Recipe[nginx]"], "chef_run_list entry 'Recipe[nginx]' is not a Chef"),
+    ("chef_environment", "prod env", "chef_environment 'prod env' is not a Chef environment"),
+    ("chat_channel", "<!channel>", "chat_channel '<!channel>' is not a Slack channel"),
+]
+
+
+@pytest.mark.parametrize("field,value,message", BAD_FOR_BACKENDS)
+def test_asg_create_refuses_what_chef_or_slack_would_refuse_naming_the_field(field, value,
+                                                                            message):
+    from st2harness.workflows import WorkflowRunner
+
+    pack = Pack()
+    error = pack.refused("asg_register", name="web", domain="example.com", **{field: value})
+    assert message in error
+    result = WorkflowRunner(pack.loader).run("autoscale.asg_create", name="web",
+                                             domain="example.com", min=1, max=2,
+                                             **{field: value})
+    assert result.status == "failed"
+    # Its first task (store_group: asg_register) refuses: no DNS, HAProxy, VM or Chef step.
+    assert [record.task_id for record in result.tasks] == ["store_group"]
+    assert message in result.output["error"]
+    assert pack.datastore.keys() == []
+
+
 # -- node_start --------------------------------------------------------------------------------
 
 

@@ -1,6 +1,7 @@
 """Validation on entry and versioned (de)serialisation of every stored record."""
 
 import json
+import re
 
 import pytest
 
@@ -159,3 +160,151 @@ def test_backend_names():
     for bad in ["", "a b", "a;b", "a\nb", "ab\n", "x" * 65, None]:
         with pytest.raises(ValidationError):
             validate_backend_name(bad)
+
+
+# -- reading: every field checked, types included (issue 12 §3) ------------------------------
+
+NODE = Node("web-abc123", "web", NodeState.IN_SERVICE, 1.0, 2.0, "uuid", "10.0.0.5", False, "ok")
+ALERT = AlertState("critical", "42", "High error rate", False, 10.0, 20.0, 0.0, issues={
+    "42": {"level": "critical", "title": "High error rate", "opened_at": 10.0,
+           "updated_at": 20.0, "acknowledged": False}})
+SCALING = ScalingState(100.0, 50.0, 2, 90.0, "Nova: No valid host")
+EVENT = Event("web", 100.0, "scale_out", "critical alert", "web-abc123", 2, True)
+
+
+def spoiled(record, change):
+    data = json.loads(record.to_json())
+    change(data)
+    return json.dumps(data)
+
+
+def setting(field, value):
+    return lambda data: data.__setitem__(field, value)
+
+
+def issue_setting(field, value):
+    return lambda data: data["issues"]["42"].__setitem__(field, value)
+
+
+# Each was read without complaint on main, and then made a comparison or an addition raise
+# TypeError (or OverflowError) in the governor, or slipped through as a wrong value.
+@pytest.mark.parametrize("record,change,message", [
+    (SCALING, setting("last_scale_out_at", "yesterday"), "last_scale_out_at must be a time"),
+    (SCALING, setting("consecutive_failures", None), "consecutive_failures must be a whole "
+                                                     "number, not null"),
+    (SCALING, setting("consecutive_failures", True), "not a boolean (true)"),
+    (SCALING, setting("consecutive_failures", 1.5), "consecutive_failures must be a whole"),
+    (SCALING, setting("consecutive_failures", -1), "consecutive_failures must be between 0"),
+    (SCALING, setting("consecutive_failures", 10 ** 30), "consecutive_failures must be between"),
+    (SCALING, setting("last_failure_at", []), "last_failure_at must be a time in seconds, not "
+                                              "a list"),
+    (SCALING, setting("last_failure_at", float("nan")), "last_failure_at must be a time between"),
+    (SCALING, setting("last_failure_at", float("inf")), "last_failure_at must be a time between"),
+    (SCALING, setting("last_failure_at", -1.0), "last_failure_at must be a time between"),
+    (SCALING, setting("last_failure_at", 10 ** 400), "last_failure_at must be a time between"),
+    (SCALING, setting("last_failure_cause", 7), "last_failure_cause must be a string"),
+    (NODE, setting("created_at", "2024-01-01"), "created_at must be a time"),
+    (NODE, setting("protected", "yes"), "protected must be true or false"),
+    (NODE, setting("protected", 1), "protected must be true or false"),
+    (NODE, setting("server_id", ["a"]), "server_id must be a string"),
+    (NODE, setting("address", "10.0.0.5\nset server"), "address must be a single line"),
+    (NODE, setting("cause", "\ud800"), "cause is not valid Unicode text"),
+    (ALERT, issue_setting("opened_at", "yesterday"), "issues['42'].opened_at must be a time"),
+    (ALERT, issue_setting("level", "panic"), "issues['42'].level must be one of warning, "
+                                             "critical"),
+    (ALERT, issue_setting("acknowledged", None), "issues['42'].acknowledged must be true or "
+                                                 "false"),
+    (ALERT, issue_setting("surprise", 1), "unknown field issues['42'].surprise"),
+    (ALERT, lambda data: data["issues"]["42"].pop("updated_at"), "issues['42'].updated_at "
+                                                                 "missing"),
+    (ALERT, setting("updated_at", {"at": 1}), "updated_at must be a time"),
+    (ALERT, setting("acknowledged", "false"), "acknowledged must be true or false"),
+    (ALERT, setting("title", None), "title must be a string, not null"),
+    (EVENT, setting("count", "2"), "count must be a whole number"),
+    (EVENT, setting("at", None), "at must be a time"),
+    (EVENT, setting("ok", "true"), "ok must be true or false"),
+    (EVENT, lambda data: data.pop("group"), "group missing"),
+])
+def test_a_stored_record_with_a_wrong_type_is_refused_naming_the_field(record, change, message):
+    with pytest.raises(RecordError) as caught:
+        type(record).from_json(spoiled(record, change))
+    assert message in str(caught.value)
+    assert str(caught.value).startswith("%s record is invalid: " % {
+        Node: "node", AlertState: "alert", ScalingState: "scaling", Event: "event"}[type(record)])
+
+
+# A stored spec is read strictly (no "6" for 6, no "true" for true, no comma-separated list):
+# what the pack writes is JSON of the right types.
+@pytest.mark.parametrize("field,value,message", [
+    ("max_size", "6", "max_size must be a whole number, not a string"),
+    ("max_size", 6.0, "max_size must be a whole number"),
+    ("min_size", False, "min_size must be a whole number, not a boolean"),
+    ("desired", 10 ** 20, "desired must be between 0 and"),
+    ("paused", "true", "paused must be true or false"),
+    ("dry_run", 0, "dry_run must be true or false"),
+    ("chef_run_list", "role[web], recipe[x]", "chef_run_list must be a list of strings"),
+    ("chef_run_list", ["role[web]", 3], "chef_run_list[1] must be a string"),
+    ("alert_matchers", {"entities": "storefront"}, "alert_matchers.entities must be a list"),
+    ("flavor", None, "flavor must be a string, not null"),
+])
+def test_a_stored_group_with_a_wrong_type_is_refused_naming_the_field(field, value, message):
+    text = group(chef_run_list=["role[web]"]).to_json()
+    data = json.loads(text)
+    data[field] = value
+    with pytest.raises(RecordError, match="group record is invalid: .*" + re.escape(message)):
+        Group.from_json(json.dumps(data))
+
+
+@pytest.mark.parametrize("text,message", [
+    (json.dumps({"v": True, "level": "none"}), "unknown schema version True"),
+    (json.dumps({"v": 1.0, "level": "none"}), "unknown schema version 1.0"),
+    ("[" * 100000 + "]" * 100000, "not valid JSON"),
+])
+def test_a_version_that_only_looks_like_1_and_json_nested_too_deep_are_refused(text, message):
+    with pytest.raises(RecordError, match=re.escape(message)):
+        AlertState.from_json(text)
+
+
+# -- asg create: what Chef and Slack take (issue 12 §5) ---------------------------------------
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("chef_run_list", ["role[web]", "nginx server"],
+     "chef_run_list entry 'nginx server' is not a Chef run list item"),
+    ("chef_run_list", ["Recipe[nginx]"], "chef_run_list entry 'Recipe[nginx]' is not"),
+    ("chef_run_list", ["role[web"], "chef_run_list entry 'role[web' is not"),
+    ("chef_run_list", ["role[web::x]"], "chef_run_list entry 'role[web::x]' is not"),
+    ("chef_run_list", ["recipe[nginx@1]"], "chef_run_list entry 'recipe[nginx@1]' is not"),
+    ("chef_run_list", ["recipe[]"], "chef_run_list entry 'recipe[]' is not"),
+    ("chef_environment", "prod env", "chef_environment 'prod env' is not a Chef environment"),
+    ("chef_environment", "prod.eu", "chef_environment 'prod.eu' is not a Chef environment"),
+    ("chef_environment", "prod/eu", "chef_environment 'prod/eu' is not a Chef environment"),
+    ("chat_channel", "<!channel>", "chat_channel '<!channel>' is not a Slack channel"),
+    ("chat_channel", "#Web-Ops", "chat_channel '#Web-Ops' is not a Slack channel"),
+    ("chat_channel", "#web ops", "chat_channel '#web ops' is not a Slack channel"),
+    ("chat_channel", "#web.ops", "chat_channel '#web.ops' is not a Slack channel"),
+    ("chat_channel", "#---", "chat_channel '#---' is not a Slack channel"),
+    ("chat_channel", "#", "chat_channel '#' is not a Slack channel"),
+    ("chat_channel", "#" + "a" * 81, "is not a Slack channel"),
+    ("chat_channel", "@alice", "chat_channel '@alice' is not a Slack channel"),
+])
+def test_create_refuses_what_chef_or_slack_would_refuse_naming_the_field(field, value, message):
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        group(**{field: value})
+
+
+def test_create_takes_what_chef_and_slack_take_and_old_groups_still_read():
+    taken = group(chef_run_list=["recipe[nginx]", "recipe[nginx::server]", "recipe[app@1.2]",
+                                 "recipe[app::web@1.2.3]", "role[web-front_1.x]", "nginx",
+                                 "nginx::server", "app@1.2"],
+                  chef_environment="Prod_EU-1", chat_channel="#web-ops_2")
+    assert taken.chef_run_list[-1] == "app@1.2"  # kept as given: Chef reads it as a recipe
+    for channel in ("", "web-ops", "#" + "a" * 80, "#運用", "C0123ABCD", "G0123ABCDEF",
+                    "D0123ABCD", "U0123ABCD"):
+        assert group(chat_channel=channel).chat_channel == channel
+    with pytest.raises(ValidationError, match="chat_channel"):
+        group(chat_channel="<!channel>")
+    # A group stored by an earlier version with a value create now refuses is still governed.
+    data = json.loads(taken.to_json())
+    data.update(chat_channel="Ops Team", chef_environment="prod.eu", chef_run_list=["x y"])
+    assert Group.from_json(json.dumps(data)).chat_channel == "Ops Team"

@@ -268,6 +268,71 @@ def test_nodes_protected():
     assert "2 nodes above the normal size of 1" in d.cause and "protected" in d.cause
 
 
+UNREADABLE_ALERT = {"autoscale.asg.web.alert": "alert record has schema version 2, newer than "
+                    "this pack understands (1); upgrade the autoscale pack"}
+
+
+@example("unreadable_record")  # Reason.UNREADABLE
+def unreadable_record():
+    # Above its normal size with no alert that can be read: a guess of "no alert" would
+    # scale in, maybe in the middle of an incident.
+    state = make_state(in_service=4, desired=2)
+    state.unreadable = dict(UNREADABLE_ALERT)
+    return decide_for(state)
+
+
+def test_unreadable_record():
+    d = check(unreadable_record(), Action.NONE, 0, Reason.UNREADABLE)
+    assert "alert record autoscale.asg.web.alert cannot be read (alert record has schema " \
+        "version 2" in d.cause
+    assert "holding the group, no scale-out or scale-in" in d.cause
+
+
+@pytest.mark.parametrize("key", ["autoscale.asg.web.alert", "autoscale.asg.web.scaling",
+                                 "autoscale.asg.web.node.web-0a0a0a"])
+def test_an_unreadable_record_holds_scale_out_and_scale_in_but_not_repair(key):
+    why = {key: "it is cut short"}
+    for state in (make_state(in_service=2, alert=make_alert()),  # would scale out
+                  make_state(in_service=4, desired=2)):  # would scale in
+        assert decide_for(state).action in (Action.SCALE_OUT, Action.SCALE_IN)
+        state.unreadable = dict(why)
+        d = check(decide_for(state), Action.NONE, 0, Reason.UNREADABLE)
+        assert key in d.cause and "it is cut short" in d.cause
+    low = make_state(in_service=1, desired=3, alert=make_alert())
+    low.unreadable = dict(why)
+    d = check(decide_for(low), Action.REPAIR, 2, Reason.REPAIR)
+    assert "%s cannot be read (it is cut short): only repairs until it is fixed" % key in d.cause
+
+
+def test_unreadable_node_records_count_toward_the_global_cap():
+    cfg = settings.PolicySettings(global_max_nodes=4)
+    held = make_state(name="old", in_service=2)
+    held.unreadable = {"autoscale.asg.old.node.old-000009": "not valid JSON"}
+    low = make_state(name="new", in_service=0, desired=2)
+    # 2 readable nodes + 1 unreadable one leave room for 1 node, not 2.
+    d = decide_for(low, cfg=cfg, others=[held])
+    assert (d.action, d.count) == (Action.REPAIR, 1)
+
+
+@example("decision_failed")  # Reason.ERROR
+def decision_failed():
+    # A state built by hand, not read through from_json: a time that is a string.
+    state = make_state(in_service=2, alert=make_alert(),
+                       scaling=model.ScalingState(last_scale_out_at="yesterday"))
+    return decide_for(state)
+
+
+def test_an_error_deciding_one_group_does_not_stop_the_others():
+    d = check(decision_failed(), Action.NONE, 0, Reason.ERROR)
+    assert "could not decide (unexpected TypeError" in d.cause and "nothing done" in d.cause
+    broken = make_state(name="broken", in_service=2, alert=make_alert(),
+                        scaling=model.ScalingState(last_scale_out_at="yesterday"))
+    fine = make_state(name="fine", in_service=0, desired=2)
+    decisions = {d.group: d for d in policy.decide({"broken": broken, "fine": fine}, NOW)}
+    assert decisions["broken"].reason == Reason.ERROR
+    assert (decisions["fine"].action, decisions["fine"].count) == (Action.REPAIR, 2)
+
+
 def test_every_reason_has_an_example():
     reasons = {value for key, value in vars(Reason).items() if not key.startswith("_")}
     assert len(reasons) == len([k for k in vars(Reason) if not k.startswith("_")]), \

@@ -4,11 +4,19 @@ everything it does is here, so that it can be tested without st2.
 
 One tick (``Governor.tick(now)``):
 
-1. ``store.load_all()``: one datastore listing for every group, its alert, scaling state and
-   nodes (more only past ``governor.datastore_page_size`` records). A record that cannot be
-   read is logged by the store, reported in the tick's ``problems`` and skipped; the other
-   groups still run.
-2. ``policy.decide(groups, now, settings)``: one decision per group (pure).
+1. ``store.load()``: one datastore listing for every group, its alert, scaling state and
+   nodes (more only past ``governor.datastore_page_size`` records).
+   A record that cannot be read (bad JSON, cut short, a wrong type in any field, an unknown
+   schema version) affects its group only: it is reported in every tick's ``problems``,
+   logged as a warning when it first appears (debug after that), and announced once in the
+   group's channel (the default channel when the group's own spec is the unreadable record).
+   Which bad records were announced is kept in the datastore (``ANNOUNCED_KEY``, written only
+   when that set changes): a sensor restart does not announce them again; a record that is
+   fixed and breaks again, or breaks differently, is announced again. A group whose spec
+   cannot be read is skipped; one whose alert, scaling or node record cannot be read is held
+   by the policy (no scale-out, no scale-in; repairs go on).
+2. ``policy.decide(groups, now, settings)``: one decision per group (pure; an unexpected
+   error deciding one group gives it no action and is reported, the others are decided).
 3. Per group (an unexpected error in one group is logged with its name and reported; the
    others still run):
 
@@ -50,8 +58,10 @@ One tick (``Governor.tick(now)``):
    only after ``dispatch_timeout`` if it is still there. Gone (or recorded after all):
    forgotten. Orphans of a paused or dry-run group are reported, never dispatched; neither
    are VMs whose group or node tag is not a valid name (no workflow could take them).
-   A compute that cannot be built (no ``openstack`` config) or whose listing fails is logged
-   as a warning once per failure streak; the scan is skipped, the rest of the tick runs.
+   A compute that cannot be built (no ``openstack`` config, or a cloud library that does not
+   import: keystoneauth1 and novaclient are imported by the first scan, never with this
+   module) or whose listing fails is logged as a warning once per failure streak and reported
+   in the tick's ``problems``; the scan is skipped, the rest of the tick runs.
 
    The orphan rule deletes VMs tagged for groups this datastore does not know: run one
    installation of the pack per OpenStack project.
@@ -64,18 +74,32 @@ One tick (``Governor.tick(now)``):
    groups: recorded and announced only.
 
 The clock, the compute factory and the announcer are injectable; nothing here sleeps.
+Backend libraries (Nova's, Slack's) are imported only when used, so that a broken one costs
+what needs it (the orphan scan, the chat lines), never the governor.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Set, Tuple
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    List,
+    Mapping,
+    NamedTuple,
+    Optional,
+    Set,
+    Tuple,
+)
 
-from . import notify, policy
-from .compute import Compute, ComputeSettings, NovaCompute, Server
+from . import policy
 from .model import (
+    SCHEMA_VERSION,
     AlertLevel,
     AlertState,
     Event,
@@ -85,17 +109,21 @@ from .model import (
     validate_group_name,
     validate_node_name,
 )
-from .policy import Action, ScaleDecision, duration
+from .policy import Action, Reason, ScaleDecision, duration
 from .settings import PolicySettings, _number, _section, governor_interval
 from .store import (
     DEFAULT_HISTORY_TTL,
     DEFAULT_PAGE_SIZE,
-    GROUP_PREFIX,
+    Listing,
     Store,
+    Unreadable,
     alert_key,
     group_key,
     node_key,
 )
+
+if TYPE_CHECKING:  # only for annotations: importing compute imports the cloud libraries
+    from .compute import Compute, Server
 
 LOG = logging.getLogger(__name__)
 
@@ -114,10 +142,28 @@ ALERT_EXPIRED = "alert_expired"
 ORPHAN = "orphan"
 NODE_STUCK = "node_stuck"
 
+# Where the governor remembers which unreadable records it announced (outside
+# autoscale.asg.: the tick's listing does not read it).
+ANNOUNCED_KEY = PACK + ".governor.announced"
+
+
+class Kind:
+    """notify.Kind's values the governor uses (notify, and with it slack_sdk, is imported only
+    when a message is sent; tests check that these are notify's)."""
+
+    SCALE_OUT = "scale_out"
+    SCALE_IN = "scale_in"
+    REPAIR = "repair"
+    NODE_FAILED = "node_failed"
+    ORPHAN = "orphan"
+    ALERT_EXPIRED = "alert_expired"
+    ERROR = "error"
+
+
 _ANNOUNCE_KINDS = {
-    Action.SCALE_OUT: notify.Kind.SCALE_OUT,
-    Action.SCALE_IN: notify.Kind.SCALE_IN,
-    Action.REPAIR: notify.Kind.REPAIR,
+    Action.SCALE_OUT: Kind.SCALE_OUT,
+    Action.SCALE_IN: Kind.SCALE_IN,
+    Action.REPAIR: Kind.REPAIR,
 }
 
 
@@ -214,8 +260,20 @@ class _InFlight(NamedTuple):
 
 
 def nova_compute(config: Mapping[str, Any]) -> Compute:
-    """The default compute factory: Nova from the config's ``openstack`` section."""
+    """The default compute factory: Nova from the config's ``openstack`` section. Imports
+    keystoneauth1 and novaclient here, at the first orphan scan: should they fail to import
+    (a library version that does not load beside StackStorm's), the scan is skipped and
+    reported, and the governor goes on."""
+    from .compute import ComputeSettings, NovaCompute
+
     return NovaCompute(ComputeSettings.from_config(config))
+
+
+def slack_announce(*args: Any, **kwargs: Any) -> Dict[str, Any]:
+    """The default announcer: ``notify.announce``, imported (with slack_sdk) when first used."""
+    from . import notify
+
+    return notify.announce(*args, **kwargs)
 
 
 def _describe_alert(alert: AlertState) -> str:
@@ -227,15 +285,23 @@ def _describe_alert(alert: AlertState) -> str:
     return text
 
 
-def _unreadable_groups(problems: List[str]) -> Set[str]:
-    """Groups with a record the store could not read. Each of the store's problems starts
-    with the key it is about (``autoscale.asg.<group>[...]: why``)."""
-    names = set()
-    for problem in problems:
-        key = problem.split(": ", 1)[0]
-        if key.startswith(GROUP_PREFIX):
-            names.add(key[len(GROUP_PREFIX):].split(".", 1)[0])
-    return names
+def _announcement(entries: List[Unreadable]) -> str:
+    """What the group's channel is told about its records that cannot be read."""
+    spec = any(entry.kind == "spec" for entry in entries)
+    parts = []
+    for entry in entries[:3]:
+        why = entry.reason if len(entry.reason) <= 300 else entry.reason[:299] + "…"
+        parts.append("%s: %s" % (entry.key, why))
+    if len(entries) > 3:
+        parts.append("and %d more" % (len(entries) - 3))
+    group = entries[0].group
+    if spec:
+        then = ("the governor skips the group until its spec is fixed (or the group deleted: "
+                "!asg delete name=%s)" % group)
+    else:
+        then = ("the governor holds the group (no scale-out, no scale-in; repairs go on) "
+                "until the record is fixed or deleted (st2 key delete <key>)")
+    return "reading its datastore records: %s; %s" % ("; ".join(parts), then)
 
 
 def _valid_names(group: str, node: str) -> bool:
@@ -264,7 +330,7 @@ class Governor:
     def __init__(self, service: Any, config: Optional[Mapping[str, Any]] = None, *,
                  clock: Callable[[], float] = time.time,
                  compute_factory: Callable[[Mapping[str, Any]], Compute] = nova_compute,
-                 announce: Callable[..., Dict[str, Any]] = notify.announce,
+                 announce: Callable[..., Dict[str, Any]] = slack_announce,
                  logger: Optional[logging.Logger] = None) -> None:
         self.service = service
         self.config: Mapping[str, Any] = config or {}
@@ -283,6 +349,11 @@ class Governor:
         # (group, node) -> when its removal was dispatched.
         self._stuck: Dict[Tuple[str, str], float] = {}
         self._last_scan_at: Optional[float] = None
+        # Problems of the last tick, so that each is logged as a warning once.
+        self._problems_seen: Set[str] = set()
+        # Unreadable record key -> fingerprint of the text announced; None until read from
+        # ANNOUNCED_KEY (only once there is something to announce or forget).
+        self._announced: Optional[Dict[str, str]] = None
 
     # -- the tick ------------------------------------------------------------------------------
 
@@ -290,10 +361,20 @@ class Governor:
         """One look at every group (see the module's docstring). A failing datastore listing
         raises: nothing can be decided without it, and the caller keeps polling."""
         now = self.clock() if now is None else now
-        groups, problems = self.store.load_all()
-        report = TickReport(at=now, problems=list(problems))
+        listing = self.store.load(log=False)
+        groups = listing.groups
+        report = TickReport(at=now, problems=list(listing.problems))
+        self._log_problems(listing.problems)
+        try:
+            self._announce_unreadable(listing)
+        except Exception as exc:  # the datastore or chat: tried again next tick
+            self.log.exception("autoscale governor: announcing unreadable records failed")
+            report.problems.append("announcing unreadable records: unexpected %s: %s"
+                                   % (type(exc).__name__, exc))
         report.decisions = policy.decide(groups, now, self.settings.policy)
         for decision in report.decisions:
+            if decision.reason == Reason.ERROR:
+                report.problems.append("group %s: %s" % (decision.group, decision.cause))
             try:
                 self._govern(groups[decision.group], decision, now, report)
             except Exception as exc:  # one group's trouble must not stop the others
@@ -307,8 +388,67 @@ class Governor:
         self._release_stuck(groups, now, report)
         interval = self.settings.orphan_scan_interval
         if interval and (self._last_scan_at is None or now - self._last_scan_at >= interval):
-            self._scan_orphans(groups, problems, now, report)
+            self._scan_orphans(groups, listing, now, report)
         return report
+
+    # -- records that cannot be read -----------------------------------------------------------
+
+    def _log_problems(self, problems: List[str]) -> None:
+        """Each problem as a warning when it first appears, at debug level while it lasts."""
+        current = set(problems)
+        for problem in problems:
+            level = logging.DEBUG if problem in self._problems_seen else logging.WARNING
+            self.log.log(level, "autoscale datastore: %s", problem)
+        for problem in self._problems_seen - current:
+            self.log.info("autoscale datastore: resolved: %s", problem)
+        self._problems_seen = current
+
+    def _announce_unreadable(self, listing: Listing) -> None:
+        """Tell each group's channel, once, about its records that cannot be read."""
+        current = {entry.key: entry for entry in listing.unreadable
+                   if entry.record and entry.group}
+        if not current and self._announced is None:
+            return  # nothing to tell, nothing to forget: no datastore read
+        if self._announced is None:
+            self._announced = self._load_announced()
+        announced = self._announced
+        fresh: Dict[str, List[Unreadable]] = {}
+        for key, entry in sorted(current.items()):
+            if announced.get(key) != entry.fingerprint:
+                fresh.setdefault(entry.group, []).append(entry)
+        gone = [key for key in announced if key not in current]
+        if not fresh and not gone:
+            return
+        for group, entries in sorted(fresh.items()):
+            state = listing.groups.get(group)
+            self._say(state, Kind.ERROR, _announcement(entries), group=group)
+            for entry in entries:
+                announced[entry.key] = entry.fingerprint
+        for key in gone:
+            del announced[key]
+        # Remembered even when the chat line was not delivered: the problem stays in every
+        # tick's report and the log; a chat outage must not turn into a message every tick.
+        self.service.set_value(ANNOUNCED_KEY, json.dumps(
+            {"v": SCHEMA_VERSION, "announced": announced}, sort_keys=True), local=False)
+
+    def _load_announced(self) -> Dict[str, str]:
+        raw = self.service.get_value(ANNOUNCED_KEY, local=False)
+        if raw is None:
+            return {}
+        try:
+            data = json.loads(raw)
+            version = data.get("v") if isinstance(data, dict) else None
+            announced = data.get("announced") if type(version) is int and \
+                version == SCHEMA_VERSION else None
+            if not isinstance(announced, dict) or not all(
+                    isinstance(k, str) and isinstance(v, str) for k, v in announced.items()):
+                raise ValueError("not a mapping of keys to fingerprints")
+            return dict(announced)
+        except (ValueError, RecursionError) as exc:
+            # Worst case: the bad records are announced once more, and the key rewritten.
+            self.log.warning("autoscale governor: %s cannot be read (%s); starting afresh",
+                             ANNOUNCED_KEY, exc)
+            return {}
 
     # -- one group -----------------------------------------------------------------------------
 
@@ -376,10 +516,17 @@ class Governor:
 
     def _say(self, state: Optional[GroupState], kind: str, cause: str, group: str = "",
              node: str = "", count: int = 0, dry_run: bool = False) -> None:
+        """Tell the group's channel. Never raises: chat is not worth a governor step."""
         group = state.group.name if state is not None else group
         channel = (state.group.chat_channel if state is not None else "") or None
-        result = self.announce(self.config, self.service, group, kind, cause, node=node or None,
-                               count=count or None, dry_run=dry_run, channel=channel)
+        try:
+            result = self.announce(self.config, self.service, group, kind, cause,
+                                   node=node or None, count=count or None, dry_run=dry_run,
+                                   channel=channel)
+        except Exception as exc:  # an announcer that raises (slack_sdk failing to import)
+            self.log.warning("autoscale governor: %s: %s not announced: %s: %s", group, kind,
+                             type(exc).__name__, exc)
+            return
         if isinstance(result, Mapping) and not result.get("delivered", True):
             self.log.info("autoscale governor: %s: %s not announced: %s", group, kind,
                           result.get("error"))
@@ -406,7 +553,7 @@ class Governor:
         self.store.record_event(event)
         report.recorded.append(event)
         self.log.info("autoscale governor: %s: %s", name, cause)
-        self._say(state, notify.Kind.ALERT_EXPIRED, cause)
+        self._say(state, Kind.ALERT_EXPIRED, cause)
 
     # -- stuck nodes ---------------------------------------------------------------------------
 
@@ -426,20 +573,21 @@ class Governor:
             for node in state.nodes.values():
                 if not (node.pending or node.leaving):
                     continue
-                since = max(node.updated_at, node.created_at)
-                if now - since < self.settings.stuck_after:
-                    continue
                 key = (name, node.name)
-                seen.add(key)
-                dispatched = self._stuck.get(key)
-                if dispatched is not None and now - dispatched < self.settings.dispatch_timeout:
-                    continue
-                cause = ("node %s has been %s for %s (its last step: %s); the workflow %s "
-                         "it is gone: removing it" % (
-                             node.name, node.state, duration(now - since),
-                             node.cause or "none recorded",
-                             "adding" if node.pending else "removing"))
                 try:
+                    since = max(node.updated_at, node.created_at)
+                    if now - since < self.settings.stuck_after:
+                        continue
+                    seen.add(key)
+                    dispatched = self._stuck.get(key)
+                    if dispatched is not None and \
+                            now - dispatched < self.settings.dispatch_timeout:
+                        continue
+                    cause = ("node %s has been %s for %s (its last step: %s); the workflow %s "
+                             "it is gone: removing it" % (
+                                 node.name, node.state, duration(now - since),
+                                 node.cause or "none recorded",
+                                 "adding" if node.pending else "removing"))
                     if not state.group.dry_run:
                         self._dispatch(STUCK_TRIGGER, {
                             "asg": name, "node": node.name, "state": node.state,
@@ -449,7 +597,7 @@ class Governor:
                                   node=node.name, ok=False)
                     self.store.record_event(event)
                     report.recorded.append(event)
-                    self._say(state, notify.Kind.NODE_FAILED, cause, node=node.name,
+                    self._say(state, Kind.NODE_FAILED, cause, node=node.name,
                               dry_run=state.group.dry_run)
                 except Exception as exc:  # one node's trouble must not stop the others
                     self.log.exception("autoscale governor: %s: stuck node %s", name, node.name)
@@ -460,7 +608,7 @@ class Governor:
 
     # -- orphans -------------------------------------------------------------------------------
 
-    def _scan_orphans(self, groups: Mapping[str, GroupState], problems: List[str], now: float,
+    def _scan_orphans(self, groups: Mapping[str, GroupState], listing: Listing, now: float,
                       report: TickReport) -> None:
         self._last_scan_at = now
         try:
@@ -482,7 +630,7 @@ class Governor:
             self._compute_failing = False
         report.orphan_scan = "ok"
 
-        unreadable = _unreadable_groups(problems)
+        unreadable = listing.troubled_groups()
         found: Dict[str, Orphan] = {}
         for server in servers:
             try:
@@ -575,4 +723,4 @@ class Governor:
                           node=orphan.node)
             self.store.record_event(event)
             report.recorded.append(event)
-        self._say(state, notify.Kind.ORPHAN, cause, group=orphan.group, node=orphan.node)
+        self._say(state, Kind.ORPHAN, cause, group=orphan.group, node=orphan.node)

@@ -3,6 +3,12 @@
 Every record the pack writes to the st2 datastore is one of the classes here. Each carries a
 schema version ``v`` so that a newer record is refused with a clear error instead of being
 misread by an older pack.
+
+Reading (``from_json``) checks every field, types included: a whole number is an int and
+never a bool, a time is a finite number of seconds in [0, MAX_TIME], text is a string, a
+list is a list. Anything else is a ``RecordError`` naming the field, never a record that
+makes a later comparison raise ``TypeError`` (the governor reads every record every tick).
+A field that is absent takes its default (records written before the field existed).
 """
 
 from __future__ import annotations
@@ -10,7 +16,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 SCHEMA_VERSION = 1
 
@@ -21,6 +27,11 @@ _LABEL_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _BACKEND_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
 LABEL_MAX = 63
+# The largest whole number a stored record may hold: JSON's safe integers. A bigger one would
+# overflow when mixed with a float (``now - 10**400`` raises OverflowError).
+INT_MAX = 2 ** 53 - 1
+# The latest time a stored record may hold (seconds since the epoch: the year 5138).
+MAX_TIME = 1e11
 NODE_SUFFIX_LEN = 6
 # A node is named "<group>-<6 characters>", which must itself be a DNS label.
 GROUP_NAME_MAX = LABEL_MAX - 1 - NODE_SUFFIX_LEN
@@ -88,15 +99,18 @@ def validate_backend_name(value: Any) -> str:
     return value
 
 
-def _int_field(value: Any, what: str, minimum: int) -> int:
+def _int_field(value: Any, what: str, minimum: int, maximum: int = INT_MAX) -> int:
     # bool is an int in Python; "true" nodes would be a silent bug.
     if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit() and \
+                len(value.strip()) <= 20:
             value = int(value)
         else:
-            raise ValidationError("%s must be a whole number, not %r" % (what, value))
+            raise ValidationError("%s must be a whole number, not %s" % (what, _brief(value)))
     if value < minimum:
         raise ValidationError("%s must be at least %d, not %d" % (what, minimum, value))
+    if value > maximum:
+        raise ValidationError("%s must be at most %d, not %s" % (what, maximum, _brief(value)))
     return value
 
 
@@ -143,17 +157,196 @@ def _matchers(value: Any) -> Dict[str, List[str]]:
     return {kind: _str_list(items, "alert_matchers.%s" % kind) for kind, items in value.items()}
 
 
+# ---------------------------------------------------------------------------------------------
+# Formats the backends need, checked when a group is created (asg create): a value that every
+# later node add or announcement would trip over is refused at once, naming the field.
+
+# Chef names: chef-client's Chef::Node#chef_environment takes /^[\-[:alnum:]_]+$/ and erchef's
+# chef_regex environment_name /^[.[:alnum:]_-]+$/; both at once: ASCII letters, digits, "_",
+# "-" (no ".": chef-client refuses it on the node).
+_CHEF_ENVIRONMENT_RE = re.compile(r"[A-Za-z0-9_-]{1,255}")
+# Run list items as both chef-client (Chef::RunList::RunListItem) and erchef (chef_regex
+# qualified_recipe, qualified_role, unqualified_recipe) take them: recipe[cookbook],
+# recipe[cookbook::recipe], either with @MAJOR.MINOR[.PATCH], role[name], or a bare recipe
+# name, which both read as recipe[name].
+_CHEF_NAME = r"[A-Za-z0-9_.-]+"
+_CHEF_RECIPE = r"(?:%s::)?%s(?:@[0-9]+\.[0-9]+(?:\.[0-9]+)?)?" % (_CHEF_NAME, _CHEF_NAME)
+_CHEF_RUN_LIST_ITEM_RE = re.compile(r"recipe\[%s\]|role\[%s\]|%s"
+                                    % (_CHEF_RECIPE, _CHEF_NAME, _CHEF_RECIPE))
+# Slack: chat.postMessage takes a conversation ID (C… channel, G… private group, D… direct
+# message, U…/W… a user's direct message with the app) or a channel name. Names are at most
+# 80 lowercase letters, digits, "-" and "_" (conversations.create/rename), not punctuation
+# alone.
+SLACK_CHANNEL_MAX = 80
+_SLACK_ID_RE = re.compile(r"[CDGUW][A-Z0-9]{8,20}")
+
+
+def validate_chef_run_list(value: Any, what: str = "chef_run_list") -> List[str]:
+    items = _str_list(value, what)
+    for item in items:
+        if not _CHEF_RUN_LIST_ITEM_RE.fullmatch(item):
+            raise ValidationError(
+                "%s entry %s is not a Chef run list item: use recipe[cookbook], "
+                "recipe[cookbook::recipe], recipe[cookbook@1.2.3] or role[name], with names "
+                "of letters, digits, '_', '-' and '.'" % (what, _brief(item)))
+    return items
+
+
+def validate_chef_environment(value: Any, what: str = "chef_environment") -> str:
+    if not isinstance(value, str) or not _CHEF_ENVIRONMENT_RE.fullmatch(value):
+        raise ValidationError(
+            "%s %s is not a Chef environment name: use letters, digits, '_' and '-' "
+            "(chef-client refuses anything else, '.' and spaces included)" % (what, _brief(value)))
+    return value
+
+
+def _slack_name_char(ch: str) -> bool:
+    return ch in "-_" or (ch.isalnum() and not ch.isupper())
+
+
+def validate_chat_channel(value: Any, what: str = "chat_channel") -> str:
+    """A Slack conversation ID (C0123ABCD) or channel name (#web-ops or web-ops); "" for the
+    default channel."""
+    if not isinstance(value, str):
+        raise ValidationError("%s must be a string, not %s" % (what, _brief(value)))
+    if value == "" or _SLACK_ID_RE.fullmatch(value):
+        return value
+    name = value[1:] if value.startswith("#") else value
+    if not (0 < len(name) <= SLACK_CHANNEL_MAX and all(_slack_name_char(ch) for ch in name)
+            and any(ch.isalnum() for ch in name)):
+        raise ValidationError(
+            "%s %s is not a Slack channel: use a channel name such as #web-ops (at most %d "
+            "lowercase letters, digits, '-' and '_') or a channel ID such as C0123ABCD"
+            % (what, _brief(value), SLACK_CHANNEL_MAX))
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading stored records: every field checked, types included.
+
+
+def _brief(value: Any, limit: int = 60) -> str:
+    """A value for an error message: its repr, cut short (a record may hold anything)."""
+    try:
+        text = repr(value)
+    except Exception:  # a repr that fails (a huge int on Python 3.11+) must not hide the error
+        text = "a %s" % type(value).__name__
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _kind_of(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean (%s)" % ("true" if value else "false")
+    return "%s %s" % ({"str": "a string", "int": "the number", "float": "the number",
+                       "list": "a list", "dict": "an object"}.get(type(value).__name__,
+                                                                 "a " + type(value).__name__),
+                      _brief(value, 40))
+
+
+def _whole(minimum: int = 0) -> Callable[[Any, str], int]:
+    def check(value: Any, what: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValidationError("%s must be a whole number, not %s" % (what, _kind_of(value)))
+        if not minimum <= value <= INT_MAX:
+            raise ValidationError("%s must be between %d and %d, not %s"
+                                  % (what, minimum, INT_MAX, _brief(value)))
+        return value
+    return check
+
+
+def _optional_whole(minimum: int = 0) -> Callable[[Any, str], Optional[int]]:
+    whole = _whole(minimum)
+    return lambda value, what: None if value is None else whole(value, what)
+
+
+def _time(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValidationError("%s must be a time in seconds, not %s" % (what, _kind_of(value)))
+    # One chained comparison: False for NaN, and no float() of a huge int (OverflowError).
+    if not 0 <= value <= MAX_TIME:
+        raise ValidationError("%s must be a time between 0 and %d seconds, not %s"
+                              % (what, MAX_TIME, _brief(value)))
+    return value
+
+
+def _flag(value: Any, what: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValidationError("%s must be true or false, not %s" % (what, _kind_of(value)))
+    return value
+
+
+def _text(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise ValidationError("%s must be a string, not %s" % (what, _kind_of(value)))
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800"): not text any system takes
+        raise ValidationError("%s is not valid Unicode text" % what) from None
+    return value
+
+
+def _line(value: Any, what: str) -> str:
+    _text(value, what)
+    if any(ch in value for ch in "\r\n\x00"):
+        raise ValidationError("%s must be a single line" % what)
+    return value
+
+
+def _strings(value: Any, what: str) -> List[str]:
+    if not isinstance(value, list):
+        raise ValidationError("%s must be a list of strings, not %s" % (what, _kind_of(value)))
+    for index, item in enumerate(value):
+        _line(item, "%s[%d]" % (what, index))
+    return value
+
+
+def _one_of(choices: Tuple[str, ...]) -> Callable[[Any, str], str]:
+    def check(value: Any, what: str) -> str:
+        if not isinstance(value, str) or value not in choices:
+            raise ValidationError("%s must be one of %s, not %s"
+                                  % (what, ", ".join(choices), _kind_of(value)))
+        return value
+    return check
+
+
+def _stored_matchers(value: Any, what: str) -> Dict[str, List[str]]:
+    if not isinstance(value, dict):
+        raise ValidationError("%s must be an object, not %s" % (what, _kind_of(value)))
+    for kind, items in value.items():
+        _strings(items, "%s.%s" % (what, kind))
+    return value  # kinds are checked by _matchers()
+
+
+def _fields(checks: Dict[str, Callable[[Any, str], Any]], data: Dict[str, Any],
+            required: Tuple[str, ...] = (), what: str = "") -> Dict[str, Any]:
+    """``data`` with every field checked by its check; raises ValidationError naming it."""
+    missing = [name for name in required if name not in data]
+    if missing:
+        raise ValidationError("%s%s missing" % (
+            "".join("%s.%s" % (what, name) if what else name for name in missing[:1]),
+            "" if len(missing) == 1 else " (and %d more field(s))" % (len(missing) - 1)))
+    for name, value in data.items():
+        check = checks.get(name)
+        if check is None:
+            raise ValidationError("unknown field %s%s" % (what + "." if what else "", name))
+        check(value, "%s%s" % (what + "." if what else "", name))
+    return data
+
+
 def _check_version(data: Any, kind: str) -> Dict[str, Any]:
     if not isinstance(data, dict):
         raise RecordError("%s record is not a JSON object" % kind)
     version = data.get("v")
-    if version != SCHEMA_VERSION:
-        if isinstance(version, int) and version > SCHEMA_VERSION:
+    # type(): True == 1 and 1.0 == 1 in Python, but neither is version 1.
+    if type(version) is not int or version != SCHEMA_VERSION:
+        if type(version) is int and version > SCHEMA_VERSION:
             raise RecordError(
                 "%s record has schema version %d, newer than this pack understands (%d); "
                 "upgrade the autoscale pack" % (kind, version, SCHEMA_VERSION)
             )
-        raise RecordError("%s record has unknown schema version %r" % (kind, version))
+        raise RecordError("%s record has unknown schema version %s" % (kind, _brief(version)))
     return data
 
 
@@ -161,8 +354,9 @@ def _decode(text: Any, kind: str) -> Dict[str, Any]:
     if isinstance(text, (bytes, str)):
         try:
             data = json.loads(text)
-        except ValueError as exc:
-            raise RecordError("%s record is not valid JSON: %s" % (kind, exc)) from None
+        except (ValueError, RecursionError) as exc:  # RecursionError: "[[[[…" nested too deep
+            raise RecordError("%s record is not valid JSON: %s"
+                              % (kind, _brief(str(exc), 200))) from None
     else:
         data = text
     return _check_version(data, kind)
@@ -249,7 +443,14 @@ class Group:
             raise ValidationError("a group needs a name")
         if "domain" not in merged:
             raise ValidationError("group %r needs a domain" % merged["name"])
-        return cls._validated(merged)
+        group = cls._validated(merged)
+        # What Chef and Slack take (see validate_chef_run_list ...): checked here, on entry,
+        # not when a stored group is read, so that a group created by an earlier version
+        # keeps being governed.
+        validate_chef_run_list(group.chef_run_list)
+        validate_chef_environment(group.chef_environment)
+        validate_chat_channel(group.chat_channel)
+        return group
 
     @classmethod
     def _validated(cls, raw: Dict[str, Any]) -> Group:
@@ -311,9 +512,20 @@ class Group:
     def from_json(cls, text: Any) -> Group:
         data = _known_fields(cls, _decode(text, "group"), "group")
         try:
+            _fields(_GROUP_FIELDS, data, required=("name", "domain"))
             return cls._validated(data)
-        except (ValidationError, KeyError) as exc:
+        except ValidationError as exc:
             raise RecordError("group record is invalid: %s" % exc) from None
+
+
+_GROUP_FIELDS = {
+    "name": _line, "domain": _line, "min_size": _whole(), "max_size": _whole(),
+    "desired": _optional_whole(), "expand_by": _whole(1), "deflate_by": _whole(1),
+    "scale_out_cooldown": _whole(), "scale_in_cooldown": _whole(), "flavor": _line,
+    "image": _line, "network": _line, "dns_zone": _line, "lb_backend": _line,
+    "chef_run_list": _strings, "chef_environment": _line, "chat_channel": _line,
+    "alert_matchers": _stored_matchers, "paused": _flag, "dry_run": _flag,
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -410,11 +622,7 @@ class Node:
 
     @classmethod
     def from_json(cls, text: Any) -> Node:
-        data = _known_fields(cls, _decode(text, "node"), "node")
-        try:
-            return cls(**data)
-        except (ValidationError, TypeError) as exc:
-            raise RecordError("node record is invalid: %s" % exc) from None
+        return _read(cls, text, "node", _NODE_FIELDS, ("name", "group"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -462,11 +670,7 @@ class AlertState:
 
     @classmethod
     def from_json(cls, text: Any) -> AlertState:
-        data = _known_fields(cls, _decode(text, "alert"), "alert")
-        try:
-            return cls(**data)
-        except (ValidationError, TypeError) as exc:
-            raise RecordError("alert record is invalid: %s" % exc) from None
+        return _read(cls, text, "alert", _ALERT_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -484,11 +688,7 @@ class ScalingState:
 
     @classmethod
     def from_json(cls, text: Any) -> ScalingState:
-        data = _known_fields(cls, _decode(text, "scaling"), "scaling")
-        try:
-            return cls(**data)
-        except TypeError as exc:
-            raise RecordError("scaling record is invalid: %s" % exc) from None
+        return _read(cls, text, "scaling", _SCALING_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -508,21 +708,83 @@ class Event:
 
     @classmethod
     def from_json(cls, text: Any) -> Event:
-        data = _known_fields(cls, _decode(text, "event"), "event")
-        try:
-            return cls(**data)
-        except TypeError as exc:
-            raise RecordError("event record is invalid: %s" % exc) from None
+        return _read(cls, text, "event", _EVENT_FIELDS, ("group", "at", "kind", "cause"))
+
+
+def _read(cls: Any, text: Any, kind: str, checks: Dict[str, Callable[[Any, str], Any]],
+          required: Tuple[str, ...] = ()) -> Any:
+    data = _known_fields(cls, _decode(text, kind), kind)
+    try:
+        _fields(checks, data, required)
+        return cls(**data)
+    except (ValidationError, TypeError) as exc:
+        raise RecordError("%s record is invalid: %s" % (kind, exc)) from None
+
+
+def _node_label(value: Any, what: str) -> str:
+    return validate_label(value, what)
+
+
+def _optional_node(value: Any, what: str) -> str:
+    return value if value == "" else validate_label(value, what)
+
+
+_NODE_FIELDS = {
+    "name": _node_label, "group": _node_label, "state": _one_of(NodeState.ALL),
+    "created_at": _time, "updated_at": _time, "server_id": _line, "address": _line,
+    "protected": _flag, "cause": _text,
+}
+_ISSUE_FIELDS = {
+    "level": _one_of((AlertLevel.WARNING, AlertLevel.CRITICAL)), "title": _text,
+    "opened_at": _time, "updated_at": _time, "acknowledged": _flag,
+}
+
+
+def _issues(value: Any, what: str) -> Dict[str, Dict[str, Any]]:
+    if not isinstance(value, dict):
+        raise ValidationError("%s must be an object, not %s" % (what, _kind_of(value)))
+    for issue_id, issue in value.items():
+        name = "%s[%s]" % (what, _brief(issue_id, 40))
+        _text(issue_id, name)
+        if not isinstance(issue, dict):
+            raise ValidationError("%s must be an object, not %s" % (name, _kind_of(issue)))
+        _fields(_ISSUE_FIELDS, issue, ("level", "opened_at", "updated_at"), name)
+    return value
+
+
+_ALERT_FIELDS = {
+    "level": _one_of(AlertLevel.ALL), "issue_id": _text, "title": _text,
+    "acknowledged": _flag, "opened_at": _time, "updated_at": _time, "ended_at": _time,
+    "issues": _issues,
+}
+_SCALING_FIELDS = {
+    "last_scale_out_at": _time, "last_scale_in_at": _time,
+    "consecutive_failures": _whole(), "last_failure_at": _time, "last_failure_cause": _text,
+}
+_EVENT_FIELDS = {
+    "group": _node_label, "at": _time, "kind": _line, "cause": _text,
+    "node": _optional_node, "count": _whole(), "ok": _flag,
+}
 
 
 @dataclass
 class GroupState:
-    """Everything stored about one group, as loaded in one datastore pass."""
+    """Everything stored about one group, as loaded in one datastore pass.
+
+    ``unreadable``: the group's alert, scaling and node records that could not be read (key ->
+    why). Their place holds the default (no alert, never scaled, no such node), which is a
+    guess: the policy holds such a group (see policy.py)."""
 
     group: Group
     alert: AlertState = field(default_factory=AlertState)
     scaling: ScalingState = field(default_factory=ScalingState)
     nodes: Dict[str, Node] = field(default_factory=dict)
+    unreadable: Dict[str, str] = field(default_factory=dict)
+
+    @property
+    def unreadable_nodes(self) -> int:
+        """Node records that could not be read: their VMs may well exist."""
+        return sum(1 for key in self.unreadable if ".node." in key)
 
     def count(self, *states: str) -> int:
         return sum(1 for node in self.nodes.values() if node.state in states)

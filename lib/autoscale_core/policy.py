@@ -24,16 +24,24 @@ What it guarantees (the property tests in tests/test_policy_properties.py check 
   it waits out the backoff after ``failure_threshold`` failed additions in a row.
 * An alert with no update for ``alert_max_age`` counts as over.
 * Paused groups get no action; dry-run groups get their decision marked ``dry_run``.
+* In doubt, hold: a group with an alert, scaling or node record that cannot be read
+  (``GroupState.unreadable``) gets no scale-out and no scale-in, with a cause naming the
+  record; only a repair up to its normal size may go on. Unreadable node records count toward
+  ``global_max_nodes`` (their VMs may exist).
+* One group never stops the others: an unexpected error while deciding a group gives that
+  group no action (reason ``decision_failed``, the error in the cause).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, replace
 from typing import Iterable, List, Mapping, Optional, Tuple
 
 from .model import AlertLevel, GroupState, NodeState
 from .settings import PolicySettings
 
+LOG = logging.getLogger(__name__)
 
 class Action:
     SCALE_OUT = "scale_out"
@@ -60,6 +68,8 @@ class Reason:
     ADDING = "nodes_being_added"
     LEAVING = "nodes_leaving"
     PROTECTED = "nodes_protected"
+    UNREADABLE = "unreadable_record"
+    ERROR = "decision_failed"
 
 
 @dataclass(frozen=True)
@@ -147,6 +157,19 @@ def _describe_alert(state: GroupState) -> str:
     return text
 
 
+def _unreadable(state: GroupState) -> str:
+    """'alert record autoscale.asg.web.alert cannot be read (why)', for up to 3 records."""
+    parts = []
+    for key in sorted(state.unreadable)[:3]:
+        kind = "node" if ".node." in key else key.rsplit(".", 1)[-1]
+        why = state.unreadable[key]
+        if len(why) > 200:
+            why = why[:199] + "…"
+        parts.append("%s record %s cannot be read (%s)" % (kind, key, why))
+    more = len(state.unreadable) - len(parts)
+    return "; ".join(parts) + (" and %d more" % more if more > 0 else "")
+
+
 def _evaluate(state: GroupState, now: float, settings: PolicySettings) -> ScaleDecision:
     """What one group needs, before the global cap is shared out."""
     group = state.group
@@ -183,15 +206,25 @@ def _evaluate(state: GroupState, now: float, settings: PolicySettings) -> ScaleD
            state.scaling.last_failure_cause or "no cause recorded", duration(resume - now))
     )
 
+    unreadable = _unreadable(state) if state.unreadable else ""
     if capacity < normal:
         if backing_off:
             return none(Reason.BACKOFF, expired_note + backoff_cause)
         count = normal - capacity
+        # A guessed record never blocks a repair: adding back up to the normal size is what
+        # the group needs whatever the unreadable record says.
+        held = "; %s: only repairs until it is fixed" % unreadable if unreadable else ""
         return decision(
             Action.REPAIR, count, Reason.REPAIR,
-            "%s%s in service or starting, below the normal size of %d: adding %s"
-            % (expired_note, _nodes(capacity), normal, _nodes(count)),
+            "%s%s in service or starting, below the normal size of %d: adding %s%s"
+            % (expired_note, _nodes(capacity), normal, _nodes(count), held),
         )
+
+    if unreadable:
+        # In doubt, hold: an unreadable alert record may hide an open incident, an unreadable
+        # scaling record the cooldowns and backoff, an unreadable node record the capacity.
+        return none(Reason.UNREADABLE, "%s%s: holding the group, no scale-out or scale-in "
+                    "until it is fixed or deleted" % (expired_note, unreadable))
 
     if level != AlertLevel.NONE:
         alert = _describe_alert(state)
@@ -267,6 +300,17 @@ def _evaluate(state: GroupState, now: float, settings: PolicySettings) -> ScaleD
     )
 
 
+def _evaluate_safely(name: str, state: GroupState, now: float,
+                     settings: PolicySettings) -> ScaleDecision:
+    try:
+        return _evaluate(state, now, settings)
+    except Exception as exc:  # one group's trouble must not stop the others
+        LOG.exception("autoscale policy: group %s: deciding failed", name)
+        return ScaleDecision(group=name, action=Action.NONE, count=0, reason=Reason.ERROR,
+                             cause="the governor could not decide (unexpected %s: %s); "
+                             "nothing done" % (type(exc).__name__, exc))
+
+
 def _priority(decision: ScaleDecision) -> Tuple[int, str]:
     order = {Reason.REPAIR: 0, Reason.ALERT_CRITICAL: 1, Reason.ALERT_WARNING: 2}
     return order.get(decision.reason, 3), decision.group
@@ -282,8 +326,10 @@ def decide(groups: Mapping[str, GroupState], now: float,
     their VMs still exist.
     """
     settings = settings or PolicySettings()
-    wants = {name: _evaluate(state, now, settings) for name, state in groups.items()}
-    room = settings.global_max_nodes - sum(len(state.nodes) for state in groups.values())
+    wants = {name: _evaluate_safely(name, state, now, settings)
+             for name, state in groups.items()}
+    room = settings.global_max_nodes - sum(len(state.nodes) + state.unreadable_nodes
+                                           for state in groups.values())
 
     adding = [d for d in wants.values() if d.action in (Action.SCALE_OUT, Action.REPAIR)]
     for want in sorted(adding, key=_priority):

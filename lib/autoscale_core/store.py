@@ -17,9 +17,11 @@ prefixes keys per class, and actions and sensors would not see each other's reco
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
-from typing import Any, Dict, List, Optional, Tuple
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, NamedTuple, Optional, Set, Tuple
 
 from .model import (
     AlertState,
@@ -82,29 +84,80 @@ _PARSERS = {"spec": Group.from_json, "alert": AlertState.from_json,
             "scaling": ScalingState.from_json, "node": Node.from_json}
 
 
-def parse_records(items: List[Any], cache: Optional[Dict[str, Tuple[Any, Any]]] = None
-                  ) -> Tuple[Dict[str, GroupState], List[str]]:
+class Unreadable(NamedTuple):
+    """A key under ``autoscale.asg.`` that could not be used, and why.
+
+    ``group``: the group it belongs to ("" when the key names no valid group); ``kind``: spec,
+    alert, scaling, node (a record that could not be read) or layout (not a key of the
+    layout); ``fingerprint``: a digest of the stored text, so that a reader can tell the same
+    bad record from a new one without keeping the text."""
+
+    key: str
+    group: str
+    kind: str
+    reason: str
+    fingerprint: str
+
+    @property
+    def record(self) -> bool:
+        return self.kind != "layout"
+
+
+@dataclass
+class Listing:
+    """One listing of ``autoscale.asg.``: the readable groups, and what could not be read."""
+
+    groups: Dict[str, GroupState] = field(default_factory=dict)
+    problems: List[str] = field(default_factory=list)
+    unreadable: List[Unreadable] = field(default_factory=list)
+
+    def troubled_groups(self) -> Set[str]:
+        """Groups with a key that could not be used, their spec's included."""
+        return {entry.group for entry in self.unreadable if entry.group}
+
+
+def fingerprint(value: Any) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def _group_of(name: str) -> str:
+    try:
+        return validate_group_name(name)
+    except ValidationError:
+        return ""
+
+
+def read_records(items: List[Any], cache: Optional[Dict[str, Tuple[Any, Any]]] = None,
+                 log: bool = True) -> Listing:
     """Groups from the key-value pairs under ``autoscale.asg.``.
 
-    A record that cannot be read is reported in the returned problems and skipped; a group
-    whose spec cannot be read is skipped whole (its nodes are reported, not lost: their keys
-    stay in the datastore for an operator to inspect).
+    A record that cannot be read is reported (``problems``, ``unreadable``) and skipped; a
+    group whose spec cannot be read is skipped whole (its nodes are reported, not lost: their
+    keys stay in the datastore for an operator to inspect). A group's other records that
+    cannot be read are named in its ``GroupState.unreadable``.
 
     ``cache`` (key -> (stored text, parsed record)), kept by a long-lived reader such as the
     governor: a record whose stored text has not changed since the last listing is not
     decoded again (records are immutable). Keys no longer listed are dropped from it.
+    ``log``: log each problem at warning level (the governor logs them itself, once).
     """
     specs: Dict[str, Group] = {}
     parts: Dict[str, Dict[str, Any]] = {}
-    problems: List[str] = []
+    listing = Listing()
     seen = set()
+
+    def skip(key: str, group: str, kind: str, reason: str, value: Any) -> None:
+        listing.problems.append("%s: %s; skipped" % (key, reason))
+        listing.unreadable.append(Unreadable(key, group, kind, reason, fingerprint(value)))
 
     for item in items:
         key = item.name
-        if not key.startswith(GROUP_PREFIX):
+        if not isinstance(key, str) or not key.startswith(GROUP_PREFIX):
             continue
         rest = key[len(GROUP_PREFIX):].split(".")
         name = rest[0]
+        group = _group_of(name)
         if len(rest) == 1:
             kind = "spec"
         elif len(rest) == 2 and rest[1] in ("alert", "scaling"):
@@ -112,9 +165,11 @@ def parse_records(items: List[Any], cache: Optional[Dict[str, Tuple[Any, Any]]] 
         elif len(rest) == 3 and rest[1] == "node":
             kind = "node"
         else:
-            problems.append("%s: not a key of the autoscale layout; skipped" % key)
+            skip(key, group, "layout", "not a key of the autoscale layout", item.value)
             continue
         try:
+            if not group:
+                raise RecordError("%r is not a valid group name" % name)
             hit = cache.get(key) if cache is not None else None
             if hit is not None and hit[0] == item.value:
                 record = hit[1]
@@ -127,8 +182,12 @@ def parse_records(items: List[Any], cache: Optional[Dict[str, Tuple[Any, Any]]] 
                 if cache is not None:
                     cache[key] = (item.value, record)
             seen.add(key)
-        except (RecordError, ValidationError) as exc:
-            problems.append("%s: %s; skipped" % (key, exc))
+        except Exception as exc:  # RecordError; anything else is a reader's bug, same effect
+            why = str(exc) if isinstance(exc, (RecordError, ValidationError)) else \
+                "unexpected %s: %s" % (type(exc).__name__, exc)
+            skip(key, group, kind, why, item.value)
+            if group and kind != "spec":
+                parts.setdefault(name, {}).setdefault("unreadable", {})[key] = why
             continue
         if kind == "spec":
             specs[name] = record
@@ -140,24 +199,33 @@ def parse_records(items: List[Any], cache: Optional[Dict[str, Tuple[Any, Any]]] 
         for key in [key for key in cache if key not in seen]:
             del cache[key]
 
-    groups: Dict[str, GroupState] = {}
     for name, spec in specs.items():
         extra = parts.pop(name, {})
-        groups[name] = GroupState(
+        listing.groups[name] = GroupState(
             group=spec,
             alert=extra.get("alert", AlertState()),
             scaling=extra.get("scaling", ScalingState()),
             nodes=dict(extra.get("nodes", {})),
+            unreadable=dict(extra.get("unreadable", {})),
         )
     for name, extra in sorted(parts.items()):
-        count = len(extra.get("nodes", {})) + len([k for k in extra if k != "nodes"])
-        problems.append(
+        count = len(extra.get("nodes", {})) + len(extra.get("unreadable", {})) + len(
+            [k for k in extra if k not in ("nodes", "unreadable")])
+        listing.problems.append(
             "%s%s: %d record(s) without a readable group spec; group skipped"
             % (GROUP_PREFIX, name, count)
         )
-    for problem in problems:
-        LOG.warning("autoscale datastore: %s", problem)
-    return groups, problems
+    if log:
+        for problem in listing.problems:
+            LOG.warning("autoscale datastore: %s", problem)
+    return listing
+
+
+def parse_records(items: List[Any], cache: Optional[Dict[str, Tuple[Any, Any]]] = None
+                  ) -> Tuple[Dict[str, GroupState], List[str]]:
+    """``read_records`` as (groups, problems)."""
+    listing = read_records(items, cache)
+    return listing.groups, listing.problems
 
 
 class Store:
@@ -174,11 +242,16 @@ class Store:
 
     # -- reading -----------------------------------------------------------------------------
 
+    def load(self, log: bool = True) -> Listing:
+        """Every group with its alert, scaling state and nodes, and what could not be read:
+        one ``list_values`` call (more only past ``page_size`` records)."""
+        return read_records(_list(self.datastore, GROUP_PREFIX, self.page_size),
+                            cache=self._parsed, log=log)
+
     def load_all(self) -> Tuple[Dict[str, GroupState], List[str]]:
-        """Every group with its alert, scaling state and nodes: one ``list_values`` call
-        (more only past ``page_size`` records)."""
-        return parse_records(_list(self.datastore, GROUP_PREFIX, self.page_size),
-                             cache=self._parsed)
+        """``load()`` as (groups, problems)."""
+        listing = self.load()
+        return listing.groups, listing.problems
 
     def load_group(self, name: str) -> Optional[GroupState]:
         """One group and its records, or None when it does not exist. Raises RecordError when
