@@ -13,21 +13,28 @@ Requests (``path`` is the config's ``webhook.path``, default ``/st2/nrhook``)::
     status  when
     200     alert dispatched (one autoscale.alert per group; the answer lists the groups),
             or a duplicate delivery ({"status": "duplicate"}, nothing dispatched)
-    202     a valid alert that no group is for ({"status": "ignored", "reason": ...})
-    400     malformed body, bad Content-Length, a body cut short or slower than BODY_DEADLINE,
-            ?asg= not a valid group name (or given twice): a one-line reason
+    202     a valid alert that no group is for ({"status": "ignored", "reason": ...}), or a
+            2015 ``deployment=`` notice (nothing to do; logged at debug level only)
+    400     malformed body (a lone surrogate included), bad Content-Length, a body cut short
+            or not in by the request deadline, ?asg= not a valid group name (or given
+            twice): a one-line reason
     401     missing or wrong credentials (WWW-Authenticate for bearer and basic)
     404     any other path
     405     another method on the path (Allow: POST) or on the health path (Allow: GET, HEAD)
+    408     the request head (request line and headers) not in by the request deadline
     411     no Content-Length (chunked bodies are not accepted)
     413     Content-Length over ``webhook.body_limit`` (decided before reading anything)
+    414/431 a request line or head over HEAD_LIMIT (64 KiB)
     500     a bug (logged with its traceback, never with the body)
-    503     the datastore cannot be read (and no earlier copy), dispatch failed, or more than
-            MAX_CONNECTIONS requests at once (with Retry-After); New Relic retries
+    503     the datastore cannot be read (and no earlier copy), dispatch failed, or the
+            server is saturated (no handling slot free by the request's deadline, or
+            MAX_OPEN connections all being handled), with Retry-After; New Relic retries
 
 Checks run in that order: path, method, credentials, length, body, routing, dedup. Nothing
 is dispatched unless every one passes, and the body is not read before the credentials and
-its length have been checked. Every answer is JSON and closes the connection.
+its length have been checked. Every answer is JSON. A connection stays open for a next
+request (HTTP/1.1 keep-alive, ``Keep-Alive: timeout=<idle_timeout>``) only after a 2xx to a
+request read whole; any other answer closes it.
 
 Authentication (``webhook.auth_type``), each credential compared in constant time with
 ``hmac.compare_digest``: ``bearer`` (``Authorization: Bearer <token>``), ``basic``
@@ -53,15 +60,19 @@ naming a group the cached copy lacks reloads at once (at most once a second), so
 created just before its first alert is not missed. When a reload fails, the previous copy is
 used (and the failure logged); without one the answer is 503.
 
-Robustness: every connection's socket has a SOCKET_TIMEOUT (10 s) per read and write, and
-the body must arrive within BODY_DEADLINE seconds in all, so a slow client holds one thread
-for a bounded time and never the server; at most MAX_CONNECTIONS requests are handled at
-once (503 beyond). Dispatch is one message-bus publish per group (serialised by a lock, as
-st2's publisher is shared): an answer never waits on scaling work.
-
-Logging: one INFO line per request (method, path without query, client address, status,
-outcome). Credentials, headers and bodies are never logged nor echoed; a 400's reason is
-alerts.py's one-line reason, cut to REASON_MAX characters.
+Slow and hostile clients (``webhook.request_timeout``, default 10 s; ``webhook.idle_timeout``,
+default 5 s): one deadline covers a whole request, request line, headers and body, counted
+from when the connection is ready for it (accepted, or done with the previous request);
+however slowly the bytes trickle in, it ends there (408, or 400 for a late body). A
+connection that sends nothing within idle_timeout is closed without an answer. Each
+connection has its own thread, green under eventlet as in st2's sensor container, and takes
+one of MAX_WORKERS handling slots only once its head is in: slow or silent clients hold only
+their own connections. (The body is read in the slot, once the credentials are checked: only
+an authenticated client can hold a slot, and only until the deadline.) At most MAX_OPEN
+connections are open; past that, the oldest waiting connection of the client address that
+holds the most is closed to make room (a logged warning, at most once a minute), so a new
+delivery always gets in. Dispatch is one message-bus publish per group (serialised by a
+lock, as st2's publisher is shared): an answer never waits on scaling work.
 """
 
 from __future__ import annotations
