@@ -1,13 +1,15 @@
-"""The webhook server as st2's sensor container runs it, for B2's slow-client figure:
-``python -m bench.webhook_under_eventlet TOKEN`` monkey-patches with eventlet first (as
-st2common.util.monkey_patch does), serves on a free 127.0.0.1 port with one group ``web``,
-prints ``{"port": N}``, and on end of stdin stops and prints ``{"dispatched": N}``."""
+"""The webhook server as st2's sensor container runs it, for B2's slow-client figure (and a
+test): ``python -m bench.webhook_under_eventlet TOKEN [NOFILE]`` monkey-patches with eventlet
+first (as st2common.util.monkey_patch does), lowers its soft ``ulimit -n`` to NOFILE if given,
+serves on a free 127.0.0.1 port with one group ``web``, prints ``{"port": N}``, and on end of
+stdin stops and prints ``{"dispatched": N}``."""
 
 import eventlet
 
 eventlet.monkey_patch(os=True, select=True, socket=True, thread=True, time=True)
 
 import json  # noqa: E402
+import resource  # noqa: E402
 import sys  # noqa: E402
 import threading  # noqa: E402
 
@@ -20,6 +22,9 @@ def main() -> int:
     from autoscale_core.model import Group
     from autoscale_core.webhook import WebhookSettings, build_server
 
+    if len(sys.argv) > 2:
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        resource.setrlimit(resource.RLIMIT_NOFILE, (int(sys.argv[2]), hard))
     settings = WebhookSettings.from_config(
         {"webhook": {"bind_address": "127.0.0.1", "port": 0, "token": sys.argv[1]}})
     groups = {"web": Group.create(name="web", domain="example.test", min_size=2, max_size=5)}

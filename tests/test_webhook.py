@@ -820,12 +820,12 @@ def small_server():
         assert not thread.is_alive()
 
 
-def _post_raw(port, body=None):
+def _post_raw(port, body=None, query=b""):
     body = body or workflows()
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+        sock.sendall(b"POST %s%s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
                      b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
-                     % (PATH.encode(), TOKEN.encode(), len(body), body))
+                     % (PATH.encode(), query, TOKEN.encode(), len(body), body))
         return sock.recv(65536)
 
 
@@ -1019,6 +1019,33 @@ def test_when_too_many_connections_are_open_the_oldest_waiting_one_is_dropped(sm
         for sock in holders:
             sock.close()
     assert len(dispatched) == 1
+
+
+def test_out_of_file_descriptors_the_oldest_waiting_connections_make_room():
+    # The server as st2 runs it (eventlet), in its own process with ulimit -n 64: it can hold
+    # about 50 connections, and 100 slow clients come first.
+    server = subprocess.Popen(
+        [sys.executable, "-W", "ignore", "-m", "bench.webhook_under_eventlet", TOKEN, "64"],
+        cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
+    try:
+        port = json.loads(server.stdout.readline())["port"]
+        hostile = SlowClients(port, 100)
+        try:
+            for i in range(3):
+                answer = _post_raw(port, workflows(issue_id="fd-%d" % i), query=b"?asg=web")
+                assert answer.startswith(b"HTTP/1.1 200 "), answer
+            assert hostile.open_count() < 100  # the oldest were closed to make room
+        finally:
+            hostile.close()
+        server.stdin.close()
+        assert json.loads(server.stdout.readline()) == {"dispatched": 3}
+        assert server.wait(10) == 0
+        assert "no file descriptor left (ulimit -n)" in server.stderr.read()
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
 
 
 def test_more_requests_than_workers_wait_their_turn(small_server):

@@ -926,6 +926,7 @@ class WebhookServer(socketserver.TCPServer):
         self._accept_paused_until = 0.0
         self._dropped = 0
         self._dropped_logged_at = float("-inf")
+        self._paused_logged_at = float("-inf")
         self._stop = threading.Event()
         self._stopped = threading.Event()
         self._stopped.set()
@@ -979,7 +980,11 @@ class WebhookServer(socketserver.TCPServer):
                 selector.register(self, selectors.EVENT_READ)
                 selector.register(self._wakeup_in, selectors.EVENT_READ)
                 while not self._stop.is_set():
-                    ready = selector.select(poll_interval)
+                    timeout = poll_interval
+                    if self._accept_paused_until:
+                        timeout = max(0.0, min(timeout,
+                                               self._accept_paused_until - time.monotonic()))
+                    ready = selector.select(timeout)
                     if self._stop.is_set():
                         break
                     now = time.monotonic()
@@ -989,9 +994,13 @@ class WebhookServer(socketserver.TCPServer):
                     if any(key.fileobj is self for key, _ in ready) and self._accept(now):
                         # Out of descriptors and nothing to close: pause for a moment (the
                         # listening socket would wake the loop again at once).
+                        if now - self._paused_logged_at >= _DROP_LOG_SECONDS:
+                            self.logger.warning(
+                                "webhook: no file descriptor left (ulimit -n) and every "
+                                "connection busy: not accepting for 0.1 s at a time")
+                            self._paused_logged_at = now
                         selector.unregister(self)
                         self._accept_paused_until = now + 0.1
-                        poll_interval = min(poll_interval, 0.1)
         finally:
             with self._lock:
                 waiting = [c for c in self._conns.values() if c.state != _HANDLING]
