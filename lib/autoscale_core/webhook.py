@@ -615,8 +615,8 @@ def _request_line(data: bytes) -> Tuple[str, str]:
 
 
 def _plain(status: int, message: str, headers: Tuple[Tuple[str, str], ...] = ()) -> bytes:
-    """A whole JSON answer that closes the connection, for the loop to send without a
-    handler."""
+    """A whole JSON answer that closes the connection, for one sent without a handler
+    (408, 414, 431, 503)."""
     body = (json.dumps({"error": message}) + "\n").encode("utf-8")
     lines = ["HTTP/1.1 %d %s" % (status, HTTPStatus(status).phrase),
              "Server: autoscale-webhook", "Content-Type: application/json",
@@ -626,9 +626,9 @@ def _plain(status: int, message: str, headers: Tuple[Tuple[str, str], ...] = ())
 
 
 class _Input:
-    """A handler's rfile: the bytes the loop read, then the socket, all within the request's
-    deadline (a read past it raises socket.timeout). What is left after the request (a next,
-    pipelined one) is ``leftover()``."""
+    """A handler's rfile: the bytes read with the head, then the socket, all within the
+    request's deadline (a read past it raises socket.timeout). What is left after the
+    request (a next, pipelined one) is ``leftover()``."""
 
     def __init__(self, sock: socket.socket, data: bytes, deadline: float, eof: bool) -> None:
         self._sock = sock
@@ -704,8 +704,8 @@ class _Output:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    """One request whose head the loop has read, handled in a worker. ``fate`` tells the
-    server what becomes of the connection afterwards."""
+    """One request whose head has been read, handled in a slot. ``fate`` tells the server
+    what becomes of the connection afterwards."""
 
     protocol_version = "HTTP/1.1"
     server: WebhookServer
@@ -723,7 +723,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile = _Output(self.request)
 
     def handle(self) -> None:
-        # One request: a next one on the connection is awaited by the loop, not here.
+        # One request: a next one is awaited outside the slot (_await_request), not here.
         self.close_connection = True
         self.handle_one_request()
 
@@ -782,8 +782,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Cache-Control", "no-store")
             if keep:
                 self.send_header("Connection", "keep-alive")
-                # Tells pooling clients (Apache HttpClient, urllib3...) when the server will
-                # close an idle connection, so they do not send on one as it closes.
+                # Tells pooling clients (Apache HttpClient, for one) when the server closes
+                # an idle connection, so that they do not send on one as it closes.
                 self.send_header("Keep-Alive", "timeout=%d" % self.server.settings.idle_timeout)
             else:
                 self.send_header("Connection", "close")
