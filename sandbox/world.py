@@ -468,6 +468,8 @@ class World:
                 "allow_insecure": False,
                 "body_limit": 65536,
                 "dedup_window": 600,
+                "request_timeout": 10,
+                "idle_timeout": 5,
             },
             "governor": {
                 # The tests and the sandbox tick the governor themselves (poll()).

@@ -60,6 +60,9 @@ def test_missing_and_extra_fields_are_tolerated():
     (b"deployment=" + quote('{"revision": "1"}').encode(),
      "application/x-www-form-urlencoded", "deployment"),
     (b"[" * 100000, "application/json", "not valid JSON"),
+    (b'{"id": "\\ud800", "state": "ACTIVATED"}', "application/json",
+     r"body holds a lone surrogate \(\\ud800\), which is not valid Unicode"),
+    (b'{"a": [{"\\udc00": 1}]}', "application/json", "lone surrogate"),
 ])
 def test_unreadable_bodies_get_a_one_line_reason(body, content_type, reason):
     with pytest.raises(AlertPayloadError, match=reason):

@@ -50,6 +50,14 @@ def test_b2_every_delivery_dispatched_and_the_dedup_bounded(results):
     assert memory["dispatched"] == last["deliveries"]
     assert all(number(c["current_bytes"]) and c["current_bytes"] > 0
                for c in memory["checkpoints"])
+    # Slow clients (issue 12): every valid delivery answered while they were connected.
+    slow = result["slow_clients"]
+    assert slow["hostile"] == 64 and slow["slow_clients_connected_at_end"] == 64
+    for side in ("with_slow_clients", "without"):
+        assert slow[side]["statuses"] == {"200": slow[side]["deliveries"]}
+        assert slow[side]["answered_2xx"] == slow[side]["deliveries"] == 20
+        assert number(slow[side]["p99_ms"]) and slow[side]["p99_ms"] > 0
+    assert slow["dispatched"] == slow["expected_dispatches"]
 
 
 def test_b3_every_alert_reaches_nova(results):
@@ -89,3 +97,8 @@ def test_the_table_and_the_json(results, tmp_path, monkeypatch, capsys):
     assert {row["benchmark"] for row in document["rows"]} == set(results)
     assert all(row["met"] in (True, False, None) for row in document["rows"])
     assert "ERROR" not in printed
+    # --only runs the benchmarks named, nothing else.
+    assert run.main(["--quick", "--only", "b2", "--json", str(path)]) == 0
+    document = json.loads(path.read_text())
+    assert set(document["results"]) == {"B2 webhook"}
+    assert {row["benchmark"] for row in document["rows"]} == {"B2 webhook"}

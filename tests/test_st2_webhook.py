@@ -57,7 +57,8 @@ def test_the_2015_form_as_st2_parses_it(pack):
 @pytest.mark.parametrize("body, reason", [
     ({"hello": "world"}, "not a New Relic alert"),
     ({"alert": ["{not json"]}, "not valid JSON"),
-    ({"deployment": ["{}"]}, "deployment"),
+    ({"alert": ['{"id": "\\ud800", "state": "ACTIVATED"}']}, "lone surrogate"),
+    ({"id": "i-1", "state": "ACTIVATED", "title": "\ud800"}, "lone surrogate"),
     (["a", "list"], "not an object"),
 ])
 def test_what_is_not_an_alert_is_refused_with_the_reason(pack, body, reason):
@@ -65,6 +66,11 @@ def test_what_is_not_an_alert_is_refused_with_the_reason(pack, body, reason):
     with pytest.raises(ValidationError, match=reason):
         st2_webhook.route_body(pack.store, body, now=NOW)
     assert pack.datastore.keys() == before
+
+
+def test_a_deployment_notice_routes_nowhere_without_failing(pack):
+    routed = st2_webhook.route_body(pack.store, {"deployment": ['{"revision": "1"}']}, now=NOW)
+    assert routed == {"alerts": [], "groups": [], "reason": "a deployment notice, not an alert"}
 
 
 def test_an_alert_for_no_group_routes_nowhere(pack):

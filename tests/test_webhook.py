@@ -3,12 +3,15 @@
 payload_schema), run() in a thread, and posted to on 127.0.0.1."""
 
 import base64
+import contextlib
 import copy
 import http.client
 import importlib.util
 import json
 import logging
 import os
+import resource
+import select
 import socket
 import statistics
 import subprocess
@@ -16,6 +19,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import quote
 
 import pytest
 import yaml
@@ -284,6 +288,11 @@ def test_allow_insecure_with_a_secret_still_requires_it(start):
     ({"header_name": "X Bad"}, "webhook.header_name"),
     ({"allow_insecure": "yes"}, "webhook.allow_insecure"),
     ({"username": "a:b", "auth_type": "basic", "password": "p"}, "webhook.username"),
+    ({"request_timeout": 0}, "webhook.request_timeout must be a number of seconds from 1 to"),
+    ({"request_timeout": "10"}, "webhook.request_timeout"),
+    ({"idle_timeout": True}, "webhook.idle_timeout"),
+    ({"idle_timeout": 20, "request_timeout": 10},
+     r"webhook.idle_timeout \(20 s\) must not exceed webhook.request_timeout \(10 s\)"),
 ])
 def test_bad_settings_are_refused_by_key(settings, message):
     config = {"webhook": dict({"token": TOKEN}, **settings)}
@@ -295,6 +304,7 @@ def test_settings_defaults_and_secrets_stay_out_of_repr():
     settings = WebhookSettings.from_config({"webhook": {"token": TOKEN}})
     assert (settings.bind_address, settings.port, settings.path, settings.health_path) == (
         "0.0.0.0", 10001, "/st2/nrhook", "/st2/nrhook/health")
+    assert (settings.request_timeout, settings.idle_timeout) == (10, 5)
     assert TOKEN not in repr(settings)
     assert WebhookSettings.from_config({"webhook": {"token": TOKEN, "path": "/x/"}}).path == "/x"
     # Built directly without a secret and without allow_insecure: accepts nobody.
@@ -375,6 +385,50 @@ def test_a_malformed_body_is_a_400_with_a_one_line_reason(start, body, content_t
     assert answer == {"error": reason}
     assert response.getheader("Content-Type") == "application/json"
     assert run.dispatched == []
+
+
+def test_a_legacy_deployment_notice_is_2xx_dispatches_nothing_and_logs_at_debug(start, caplog):
+    # New Relic counts any other answer as a failed delivery and sends it again.
+    caplog.set_level(logging.DEBUG)
+    run = start(groups=[web()])
+    notice = json.dumps({"revision": "1a2b3c", "application_name": "storefront",
+                         "description": "release 42", "user": "ci"})
+    for body in (b"deployment=" + quote(notice).encode(), b"deployment=not%20json"):
+        status, _, answer = run.post(body, headers={"Content-Type": FORM})
+        assert status == 202, answer
+        assert answer == {"status": "ignored", "reason": "a deployment notice, not an alert",
+                          "groups": []}
+    assert run.dispatched == []
+    lines = [r for r in caplog.records if r.getMessage().startswith("webhook: POST")]
+    assert len(lines) == 2 and all(r.levelno == logging.DEBUG for r in lines)
+    # A form holding both fields is an alert (as before).
+    both = "alert=%s&deployment=%s" % (quote(workflows().decode()), quote(notice))
+    assert run.post(both.encode(), headers={"Content-Type": FORM})[0] == 200
+
+
+@pytest.mark.parametrize("body, content_type", [
+    (b'{"id": "\\ud800", "state": "ACTIVATED", "impactedEntities": ["storefront"]}',
+     "application/json"),
+    (b'{"id": "i-9", "state": "ACTIVATED", "impactedEntities": ["storefront", "\\udfff"]}',
+     "application/json"),
+    (b'{"id": "i-9", "state": "ACTIVATED", "impactedEntities": ["storefront"], '
+     b'"x\\udc00": {"deep": [["a\\ud83d"]]}}', "application/json"),
+    (b"alert=" + quote('{"id": "i-9", "state": "ACTIVATED", "title": "\\ud800"}').encode(),
+     FORM),
+])
+def test_a_lone_surrogate_is_refused_with_the_reason(start, body, content_type):
+    # StackStorm keeps trigger instances in MongoDB, which takes only valid UTF-8.
+    run = start(groups=[web()])
+    status, _, answer = run.post(body, headers={"Content-Type": content_type})
+    assert status == 400
+    assert "lone surrogate" in answer["error"] and "not valid Unicode" in answer["error"]
+    assert run.dispatched == []
+    # A surrogate pair is one character (U+1F600) and goes through.
+    pair = b'{"id": "i-10", "state": "ACTIVATED", "impactedEntities": ["storefront"], ' \
+           b'"title": "\\ud83d\\ude00"}'
+    status, _, answer = run.post(pair)
+    assert status == 200, answer
+    assert run.dispatched[0].payload["title"] == "\U0001F600"
 
 
 def test_other_paths_are_404_and_other_methods_405(start):
@@ -741,12 +795,14 @@ def test_a_port_in_use_is_a_clear_error():
 
 @pytest.fixture
 def small_server():
-    """A WebhookServer built directly, with short timeouts, for slow-client tests."""
+    """A WebhookServer built directly, for slow-client tests: small_server(request_timeout=..,
+    idle_timeout=.., max_open=.., max_workers=..) -> (server, dispatched payloads)."""
     servers = []
 
-    def build(**kwargs):
+    def build(request_timeout=10, idle_timeout=5, **kwargs):
         settings = WebhookSettings.from_config(
-            {"webhook": {"bind_address": "127.0.0.1", "port": 0, "token": TOKEN}})
+            {"webhook": {"bind_address": "127.0.0.1", "port": 0, "token": TOKEN,
+                         "request_timeout": request_timeout, "idle_timeout": idle_timeout}})
         dispatched = []
         receiver = Receiver(settings, lambda trigger, payload: dispatched.append(payload),
                             RouteCache(lambda: {"web": web()}))
@@ -764,78 +820,285 @@ def small_server():
         assert not thread.is_alive()
 
 
-def _post_raw(port, body=None):
+def _post_raw(port, body=None, query=b""):
     body = body or workflows()
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        sock.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
-                     b"Content-Length: %d\r\n\r\n%s" % (PATH.encode(), TOKEN.encode(),
-                                                       len(body), body))
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"POST %s%s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                     b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
+                     % (PATH.encode(), query, TOKEN.encode(), len(body), body))
         return sock.recv(65536)
 
 
+def _until_closed(sock, limit):
+    """Everything the server sends until it closes (b"" reads), or None if still open after
+    ``limit`` seconds."""
+    sock.settimeout(limit)
+    answer = b""
+    try:
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return answer
+            answer += chunk
+    except socket.timeout:
+        return None
+    except ConnectionResetError:
+        return answer
+
+
+@contextlib.contextmanager
+def fd_limit(needed):
+    """Each open client connection is two descriptors in this process (the client's socket
+    and the server's): raise the soft ``ulimit -n`` for the test if it is lower."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        if hard != resource.RLIM_INFINITY and hard < needed:
+            pytest.skip("ulimit -n is %d (hard %d): %d descriptors needed" % (soft, hard, needed))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+    try:
+        yield
+    finally:
+        if soft != resource.RLIM_INFINITY and soft < needed:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+class SlowClients:
+    """``count`` connections without credentials, each sending a request line and then one
+    header byte every ``every`` seconds (slowloris), until close()."""
+
+    def __init__(self, port, count, every=0.5):
+        self.sockets = []
+        for _ in range(count):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+            sock.sendall(b"POST %s HTTP/1.1\r\n" % PATH.encode())
+            self.sockets.append(sock)
+        self._stop = threading.Event()
+        self._every = every
+        self._thread = threading.Thread(target=self._trickle, daemon=True)
+        self._thread.start()
+
+    def _trickle(self):
+        while not self._stop.wait(self._every):
+            for sock in self.sockets:
+                try:
+                    sock.send(b"X")
+                except OSError:
+                    pass  # closed by the server: open_count() tells
+
+    def open_count(self):
+        """How many are still open with nothing received (no answer, not closed)."""
+        count = 0
+        for sock in self.sockets:
+            sock.setblocking(False)
+            try:
+                sock.recv(1, socket.MSG_PEEK)
+            except BlockingIOError:
+                count += 1
+            except OSError:
+                pass
+        return count
+
+    def close(self):
+        self._stop.set()
+        self._thread.join(5)
+        for sock in self.sockets:
+            sock.close()
+
+
+# 128 was the connection cap that slow clients used to fill (issue 12).
+HOSTILE = 256
+
+
+def test_slow_header_clients_beyond_the_old_cap_do_not_lock_out_a_valid_delivery(start):
+    with fd_limit(2 * HOSTILE + 256):
+        run = start(groups=[web()])
+        hostile = SlowClients(run.port, HOSTILE)
+        try:
+            # The listen queue is FIFO: these are accepted after every slow client.
+            for i in range(5):
+                status, _, answer = run.post(workflows(issue_id="through-%d" % i))
+                assert status == 200, answer
+            assert hostile.open_count() == HOSTILE  # all still held open, none refused
+        finally:
+            hostile.close()
+    assert [e.payload["issue_id"] for e in run.dispatched] == ["through-%d" % i
+                                                               for i in range(5)]
+
+
+def test_a_slow_header_client_is_cut_off_at_the_request_deadline(start):
+    run = start(groups=[web()], request_timeout=1, idle_timeout=1)
+    with socket.create_connection(("127.0.0.1", run.port), timeout=5) as sock:
+        sock.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\n" % PATH.encode())
+        started = time.monotonic()
+        # One header byte every 0.1 s: every read is in time, the whole request is not.
+        while time.monotonic() - started < 8:
+            try:
+                sock.sendall(b"X")
+            except OSError:
+                break
+            ready, _, _ = select.select([sock], [], [], 0.1)
+            if ready:
+                break
+        answer = _until_closed(sock, 5)
+    assert answer is not None and answer.startswith(b"HTTP/1.1 408 "), answer
+    assert b'"request not complete within 1 s"' in answer
+    assert time.monotonic() - started < 8
+    assert run.dispatched == []
+
+
 def test_a_slow_client_is_cut_off_and_never_blocks_others(small_server):
-    server, dispatched = small_server(socket_timeout=0.5, body_deadline=1.0)
+    server, dispatched = small_server(request_timeout=1, idle_timeout=1)
     slow = socket.create_connection(("127.0.0.1", server.port), timeout=5)
     dripping = socket.create_connection(("127.0.0.1", server.port), timeout=5)
     try:
         slow.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\n" % PATH.encode())  # and then nothing
         dripping.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
                          b"Content-Length: 1000\r\n\r\n{" % (PATH.encode(), TOKEN.encode()))
-        started = time.monotonic()
         assert _post_raw(server.port).startswith(b"HTTP/1.1 200 ")
-        assert time.monotonic() - started < 0.5
-        for _ in range(6):  # one byte every 0.3 s: each read is in time, the whole is not
-            time.sleep(0.3)
+        for _ in range(20):  # one body byte every 0.2 s: each read in time, the whole is not
+            time.sleep(0.2)
             try:
                 dripping.sendall(b" ")
             except OSError:
                 break
-        assert dripping.recv(65536).startswith(b"HTTP/1.1 400 ")
-        assert slow.recv(65536) == b""  # closed by the server after the socket timeout
-        assert time.monotonic() - started < 4
+        assert _until_closed(dripping, 5).startswith(b"HTTP/1.1 400 ")
+        assert _until_closed(slow, 5).startswith(b"HTTP/1.1 408 ")
     finally:
         slow.close()
         dripping.close()
     assert len(dispatched) == 1
 
 
-def test_more_requests_at_once_than_allowed_get_503(small_server):
-    server, _ = small_server(max_connections=1, socket_timeout=2)
-    holder = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+def test_an_idle_connection_is_closed_after_the_idle_timeout(start):
+    run = start(groups=[web()], idle_timeout=1, request_timeout=30)
+    with socket.create_connection(("127.0.0.1", run.port), timeout=5) as sock:
+        started = time.monotonic()
+        assert _until_closed(sock, 15) == b""  # closed without an answer: it asked nothing
+        # Well before the request deadline (30 s) and the old 10 s socket timeout.
+        assert time.monotonic() - started < 5
+
+
+def test_keep_alive_serves_several_deliveries_then_closes_when_idle(start):
+    run = start(groups=[web()], idle_timeout=1)
+    connection = http.client.HTTPConnection("127.0.0.1", run.port, timeout=10)
+    headers = dict(bearer(), **{"Content-Type": "application/json"})
     try:
-        holder.sendall(b"POST %s HTTP/1.1\r\n" % PATH.encode())
-        time.sleep(0.2)
-        answer = _post_raw(server.port)
-        assert answer.startswith(b"HTTP/1.1 503 ") and b"Retry-After" in answer
+        connection.request("POST", PATH, body=workflows(issue_id="k1"), headers=headers)
+        response = connection.getresponse()
+        assert response.status == 200 and json.loads(response.read())["groups"] == ["web"]
+        assert response.getheader("Connection") == "keep-alive"
+        assert response.getheader("Keep-Alive") == "timeout=1"
+        sock = connection.sock
+        assert sock is not None  # http.client keeps it: the server did not say close
+        connection.request("POST", PATH, body=workflows(issue_id="k2"), headers=headers)
+        response = connection.getresponse()
+        assert response.status == 200 and response.read()
+        assert connection.sock is sock  # the same connection
+        assert _until_closed(sock, 10) == b""  # then idle: closed by the server
     finally:
-        holder.close()
-    time.sleep(0.3)  # the held slot is freed once the server notices the close
-    deadline = time.monotonic() + 3
-    while not _post_raw(server.port).startswith(b"HTTP/1.1 200 "):
-        assert time.monotonic() < deadline
+        connection.close()
+    assert [e.payload["issue_id"] for e in run.dispatched] == ["k1", "k2"]
+    # A refused request closes its connection.
+    status, response, _ = run.post(workflows(issue_id="k3"), auth=False)
+    assert status == 401 and response.getheader("Connection") == "close"
+
+
+def test_when_too_many_connections_are_open_the_oldest_waiting_one_is_dropped(small_server):
+    server, dispatched = small_server(max_open=8)
+    holders = [socket.create_connection(("127.0.0.1", server.port), timeout=5)
+               for _ in range(8)]
+    try:
+        for sock in holders:
+            sock.sendall(b"POST %s HTTP/1.1\r\n" % PATH.encode())
+        # The ninth connection is served; the oldest waiting one made room for it.
+        assert _post_raw(server.port).startswith(b"HTTP/1.1 200 ")
+        assert _until_closed(holders[0], 5) == b""
+        for sock in holders[1:]:
+            assert _until_closed(sock, 0.05) is None  # still open
+    finally:
+        for sock in holders:
+            sock.close()
+    assert len(dispatched) == 1
+
+
+def test_out_of_file_descriptors_the_oldest_waiting_connections_make_room():
+    # The server as st2 runs it (eventlet), in its own process with ulimit -n 64: it can hold
+    # about 50 connections, and 100 slow clients come first.
+    server = subprocess.Popen(
+        [sys.executable, "-W", "ignore", "-m", "bench.webhook_under_eventlet", TOKEN, "64"],
+        cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
+    try:
+        port = json.loads(server.stdout.readline())["port"]
+        hostile = SlowClients(port, 100)
+        try:
+            for i in range(3):
+                answer = _post_raw(port, workflows(issue_id="fd-%d" % i), query=b"?asg=web")
+                assert answer.startswith(b"HTTP/1.1 200 "), answer
+            assert hostile.open_count() < 100  # the oldest were closed to make room
+        finally:
+            hostile.close()
+        server.stdin.close()
+        assert json.loads(server.stdout.readline()) == {"dispatched": 3}
+        assert server.wait(10) == 0
+        assert "no file descriptor left (ulimit -n)" in server.stderr.read()
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+
+
+def test_more_requests_than_workers_wait_their_turn(small_server):
+    server, dispatched = small_server(max_workers=1)
+    with ThreadPoolExecutor(20) as pool:
+        answers = list(pool.map(lambda i: _post_raw(server.port, workflows(issue_id="w%d" % i)),
+                                range(40)))
+    assert all(a.startswith(b"HTTP/1.1 200 ") for a in answers), answers
+    assert len(dispatched) == 40
 
 
 EVENTLET_SCRIPT = """
 import eventlet
 # What st2's sensor container does first (st2common.util.monkey_patch).
 eventlet.monkey_patch(os=True, select=True, socket=True, thread=True, time=True)
-import http.client, json, socket, sys, threading, time
+import http.client, json, resource, socket, sys, threading, time
 from concurrent.futures import ThreadPoolExecutor
 sys.path.insert(0, sys.argv[1])
 from autoscale_core import webhook
 from autoscale_core.model import Group
 
+HOSTILE = int(sys.argv[2])
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+if soft < 2 * HOSTILE + 512:  # two descriptors per slow client: its socket and the server's
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 2 * HOSTILE + 512), hard))
 settings = webhook.WebhookSettings.from_config(
-    {"webhook": {"bind_address": "127.0.0.1", "port": 0, "token": "t"}})
+    {"webhook": {"bind_address": "127.0.0.1", "port": 0, "token": "t",
+                 "request_timeout": 5, "idle_timeout": 1}})
 group = Group.create(name="web", domain="example.com", alert_matchers={"entities": ["s*"]})
 got = []
 server = webhook.build_server(settings, lambda trigger, payload: got.append(payload),
                               lambda: {"web": group})
-server.socket_timeout = 0.5
 thread = threading.Thread(target=server.serve)
 thread.start()
 slow = socket.create_connection(("127.0.0.1", server.port))
 slow.sendall(b"POST /st2/nrhook HTTP/1.1\\r\\n")
+hostile = []
+for _ in range(HOSTILE):
+    sock = socket.create_connection(("127.0.0.1", server.port))
+    sock.sendall(b"POST /st2/nrhook HTTP/1.1\\r\\n")
+    hostile.append(sock)
+stop = threading.Event()
+
+def trickle():
+    while not stop.wait(0.2):
+        for sock in hostile + [slow]:
+            try:
+                sock.send(b"X")
+            except OSError:
+                pass
+
+trickler = threading.Thread(target=trickle, daemon=True)
+trickler.start()
 
 def post(i):
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
@@ -844,17 +1107,38 @@ def post(i):
     connection.request("POST", "/st2/nrhook", body=body, headers={"Authorization": "Bearer t"})
     response = connection.getresponse()
     response.read()
+    connection.close()
     return response.status
 
 with ThreadPoolExecutor(100) as pool:
     statuses = list(pool.map(post, range(100)))
-slow.settimeout(5)
-cut_off = slow.recv(100) == b""
+
+def still_open(sock):
+    sock.setblocking(False)
+    try:
+        sock.recv(1, socket.MSG_PEEK)
+    except BlockingIOError:
+        return True
+    except OSError:
+        pass
+    return False
+
+hostile_open = sum(1 for sock in hostile if still_open(sock))
+slow.settimeout(10)
+answer = b""
+while True:
+    chunk = slow.recv(65536)
+    if not chunk:
+        break
+    answer += chunk
+stop.set()
+trickler.join()
 started = time.monotonic()
 server.stop()
 thread.join(5)
 print(json.dumps({"statuses": sorted(set(statuses)), "dispatched": len(got),
-                  "cut_off": cut_off, "stopped": not thread.is_alive(),
+                  "hostile_open": hostile_open, "slow_answer": answer[:12].decode(),
+                  "stopped": not thread.is_alive(),
                   "stop_seconds": time.monotonic() - started}))
 """
 
@@ -866,12 +1150,16 @@ def test_it_serves_under_eventlet_as_st2s_sensor_container_runs_it(tmp_path):
     script = tmp_path / "under_eventlet.py"
     script.write_text(EVENTLET_SCRIPT)
     done = subprocess.run([sys.executable, "-W", "ignore", str(script),
-                           os.path.join(ROOT, "lib")],
+                           os.path.join(ROOT, "lib"), str(HOSTILE)],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert result["statuses"] == [200] and result["dispatched"] == 50
-    assert result["cut_off"] and result["stopped"] and result["stop_seconds"] < 2
+    # Every delivery answered while HOSTILE slow clients (past the old cap) were held open.
+    assert result["statuses"] == [200] and result["dispatched"] == 50, result
+    assert result["hostile_open"] == HOSTILE, result
+    # The trickling one was cut off at the request deadline, and stop() is prompt.
+    assert result["slow_answer"] == "HTTP/1.1 408", result
+    assert result["stopped"] and result["stop_seconds"] < 2
 
 
 # -- latency ----------------------------------------------------------------------------------

@@ -25,6 +25,8 @@ _PRIORITIES = {"CRITICAL": CRITICAL, "HIGH": WARNING, "MEDIUM": WARNING, "LOW": 
 _CHANNEL_STATES = {"open": OPEN, "acknowledged": ACKNOWLEDGED, "closed": CLOSED}
 _SEVERITIES = {"critical": CRITICAL, "warning": WARNING, "info": INFO}
 _INCIDENT_ID = re.compile(r"/incidents/(\d+)")
+# json.loads joins a valid pair into one character: any surrogate left is a lone one.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 # Bound every text we keep: a payload is a user-edited template.
 _TEXT_MAX = 500
 _LIST_MAX = 50
@@ -32,6 +34,12 @@ _LIST_MAX = 50
 
 class AlertPayloadError(ValueError):
     """The body is not a New Relic alert we can read; the message is the 400's reason."""
+
+
+class DeploymentNotice(AlertPayloadError):
+    """The 2015 hook's ``deployment=`` form: New Relic telling of a deployment, not an alert.
+    Nothing to do, but New Relic counts any answer but a 2xx as a failed delivery and retries
+    it, so the webhook answers it 2xx (and logs it at debug level only)."""
 
 
 @dataclass(frozen=True)
@@ -94,9 +102,10 @@ def parse_body(body: bytes, content_type: str = "") -> Mapping[str, Any]:
         key = next((k for k in ("alert", "deployment") if k in fields), None)
         if key is None:
             raise AlertPayloadError("body is neither JSON nor a form with an alert= field")
-        document = _json(fields[key][0], "form field %s" % key)
         if key == "deployment":
-            raise AlertPayloadError("a deployment notice, not an alert")
+            # Its content does not matter: nothing is done with it.
+            raise DeploymentNotice("a deployment notice, not an alert")
+        document = _json(fields[key][0], "form field %s" % key)
     if not isinstance(document, Mapping):
         raise AlertPayloadError("body is JSON but not an object")
     return document
@@ -104,9 +113,36 @@ def parse_body(body: bytes, content_type: str = "") -> Mapping[str, Any]:
 
 def _json(text: str, what: str) -> Any:
     try:
-        return json.loads(text)
+        document = json.loads(text)
     except (ValueError, RecursionError):
         raise AlertPayloadError("%s is not valid JSON" % what) from None
+    check_unicode(document, what)
+    return document
+
+
+def check_unicode(document: Any, what: str = "body") -> None:
+    """Refuse text holding a lone surrogate (``"\\ud800"`` in JSON): Python's json takes it,
+    but it is no Unicode character, and StackStorm stores trigger instances in MongoDB, which
+    takes only valid UTF-8. Walks the whole document (keys too), without recursion."""
+    stack = [document]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            texts = [item]
+        elif isinstance(item, Mapping):
+            texts = [key for key in item if isinstance(key, str)]
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+            continue
+        else:
+            continue
+        for text in texts:
+            found = _SURROGATE.search(text)
+            if found:
+                raise AlertPayloadError(
+                    "%s holds a lone surrogate (\\u%04x), which is not valid Unicode"
+                    % (what, ord(found.group())))
 
 
 def normalise(document: Mapping[str, Any]) -> Alert:

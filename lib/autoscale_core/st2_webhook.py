@@ -34,7 +34,7 @@ def _document(body: Any) -> Mapping[str, Any]:
             if isinstance(value, list):
                 value = value[0] if value else ""
             if field == "deployment":
-                raise alerts.AlertPayloadError("a deployment notice, not an alert")
+                raise alerts.DeploymentNotice("a deployment notice, not an alert")
             if not isinstance(value, str):
                 raise alerts.AlertPayloadError("form field alert does not hold JSON text")
             try:
@@ -43,7 +43,9 @@ def _document(body: Any) -> Mapping[str, Any]:
                 raise alerts.AlertPayloadError("form field alert is not valid JSON") from None
             if not isinstance(document, Mapping):
                 raise alerts.AlertPayloadError("form field alert is JSON but not an object")
+            alerts.check_unicode(document, "form field alert")
             return document
+    alerts.check_unicode(body)
     return body
 
 
@@ -52,12 +54,14 @@ def route_body(store: Store, body: Any, now: Optional[float] = None) -> Dict[str
 
     A body that is not a New Relic alert raises ``ValidationError`` with the one-line reason
     (the execution fails, so the operator sees it in ``st2 execution list``); an alert that
-    matches no group is a success with no alerts and the reason.
+    matches no group, or a 2015 deployment notice, is a success with no alerts and the reason.
     """
     now = time.time() if now is None else now
     try:
         document = _document(body)
         alert = alerts.normalise(document)
+    except alerts.DeploymentNotice as exc:
+        return {"alerts": [], "groups": [], "reason": str(exc)}
     except alerts.AlertPayloadError as exc:
         raise ValidationError("not a New Relic alert: %s" % exc) from None
     explicit = document.get("asg") if isinstance(document, Mapping) else None
