@@ -70,6 +70,8 @@ BASE_PACK_REQUIREMENTS = ["six>=1.9.0,<2.0"]
 ST2_PTH = "zzzzzzzzzz__st2__.pth"
 # Tools of StackStorm's virtualenv, not libraries its processes import: left out of the sweep.
 TOOLS = {"pip", "setuptools", "wheel", "virtualenv", "distlib", "filelock", "platformdirs"}
+# A cached build nobody used for this long is deleted (a changed requirements.txt leaves one).
+STALE_SECONDS = 3 * 24 * 3600
 PIP_TIMEOUT = 900
 PROBE_TIMEOUT = 180
 
@@ -183,6 +185,22 @@ def _locked(path: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _prune(cache: str) -> None:
+    """Delete cached builds unused for STALE_SECONDS (their "complete" marker is touched on
+    every use), unless another process holds them."""
+    for marker in glob.glob(os.path.join(cache, "*", "complete")):
+        folder = os.path.dirname(marker)
+        try:
+            if time.time() - os.path.getmtime(marker) < STALE_SECONDS:
+                continue
+            with open(folder + ".lock", "w") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                shutil.rmtree(folder, ignore_errors=True)
+            os.remove(folder + ".lock")
+        except OSError:  # in use, or already gone
+            continue
 
 
 def _key(*parts: str) -> str:
@@ -354,6 +372,7 @@ def build(version: str, requirements: str = os.path.join(ROOT, "requirements.txt
             os.makedirs(site_folder)
             _build_site(python, site_folder)
             open(os.path.join(site_folder, "complete"), "w").close()
+        os.utime(os.path.join(site_folder, "complete"))
         st2_site = _site_packages(st2)
         _write_standins(st2_site)
 
@@ -369,6 +388,7 @@ def build(version: str, requirements: str = os.path.join(ROOT, "requirements.txt
             result = _build_pack_venv(st2, st2_site, requirements, venv_folder)
             with open(record, "w", encoding="utf-8") as handle:
                 json.dump(result, handle, indent=1, sort_keys=True)
+        os.utime(record)
         with open(record, encoding="utf-8") as handle:
             result = json.load(handle)
         probe_dir = os.path.join(venv_folder, "probe")  # sys.path[0] of every probe
@@ -376,6 +396,7 @@ def build(version: str, requirements: str = os.path.join(ROOT, "requirements.txt
         shutil.copyfile(PROBE, os.path.join(probe_dir, os.path.basename(PROBE)))
         os.makedirs(os.path.join(venv_folder, "cwd"), exist_ok=True)
 
+    _prune(cache)
     venv_site = _site_packages(venv)
     return Build(python=python, version=full, st2_site=st2_site, venv=venv,
                  venv_python=os.path.join(venv, "bin", "python"), venv_site=venv_site,

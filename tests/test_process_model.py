@@ -8,6 +8,7 @@ builder changes. A Python that is not installed fails the test: CI has each one.
 
 import ast
 import os
+import time
 import types
 
 import pytest
@@ -121,3 +122,15 @@ def test_the_site_list_holds_stackstorms_versions_of_the_shared_libraries():
     assert site["requests"] == "2.32.4" and site["urllib3"] == "2.2.3"
     assert not set(site) & set(locked)
     assert len(site) - 1 + len(locked) == 161  # the lock's 161 projects, and pyOpenSSL
+
+
+def test_builds_unused_for_days_are_pruned_and_others_kept(tmp_path):
+    old, fresh = tmp_path / "pack-3.10.13-old", tmp_path / "pack-3.10.13-new"
+    for folder in (old, fresh):
+        folder.mkdir()
+        (folder / "complete").write_text("{}")
+    stale = time.time() - procmodel.STALE_SECONDS - 60
+    os.utime(old / "complete", (stale, stale))
+    procmodel._prune(str(tmp_path))
+    assert not old.exists()
+    assert (fresh / "complete").exists()
