@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := bind9 bind9-utils bind9-dnsutils haproxy
 
-.PHONY: demo test lint pytest bench system-packages venv clean
+.PHONY: demo test lint pytest bench procmodel system-packages venv clean
 
 # The whole story in under two minutes: see sandbox/demo.py. Exit status 0 only if every check
 # passed.
@@ -16,6 +16,11 @@ test: system-packages venv lint pytest
 # Benchmarks (issue 7): prints a table and writes bench/results.json. See bench/run.py.
 bench: system-packages venv
 	$(PY) -m bench.run
+
+# Issue 11: every sensor and action loaded in the processes StackStorm 3.9 builds, on Python
+# 3.8-3.11 (pyenv), with the figures the README quotes. See st2harness/procmodel.py.
+procmodel: venv
+	$(PY) -m st2harness.procmodel
 
 lint: venv
 	$(VENV)/bin/ruff check --target-version py38 --line-length 100 .
@@ -49,4 +54,4 @@ $(VENV)/.installed: requirements.txt requirements-tests.txt requirements-workflo
 	touch $@
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .procmodel

@@ -437,7 +437,7 @@ METADATA_EXTENSIONS = (".yaml", ".yml", ".json")  # st2common/util/loader.py ALL
 SKIP_DIRS = frozenset(
     [
         ".venv", "venv", ".git", "tests", "node_modules", "__pycache__", ".tox",
-        ".pytest_cache", ".ruff_cache", ".mypy_cache",
+        ".pytest_cache", ".ruff_cache", ".mypy_cache", ".procmodel",
     ]
 )  # fmt: skip
 
