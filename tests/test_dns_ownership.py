@@ -71,7 +71,7 @@ def test_create_on_a_name_in_use_is_refused_before_anything_changes(env, name, h
     error = result.output["error"]
     assert "%s.%s is not managed by this installation" % (name, ZONE) in error, error
     assert "it holds %s" % held in error, error
-    assert result.task_ids() == ["check_service_name"]
+    assert result.task_ids() == ["validate_settings", "check_service_name"]
     assert env.world.zone_records() == before
     assert env.datastore.keys() == ["ssh_pub_key"]
     nothing_of_the_pack(env)

@@ -203,8 +203,9 @@ def test_asg_create_refuses_what_chef_or_slack_would_refuse_naming_the_field(fie
                                              domain="example.com", min=1, max=2,
                                              **{field: value})
     assert result.status == "failed"
-    # Its first task (store_group: asg_register) refuses: no DNS, HAProxy, VM or Chef step.
-    assert [record.task_id for record in result.tasks] == ["store_group"]
+    # Its first task (validate_settings: asg_register, check only) refuses: no DNS,
+    # HAProxy, VM or Chef step.
+    assert [record.task_id for record in result.tasks] == ["validate_settings"]
     assert message in result.output["error"]
     assert pack.datastore.keys() == []
 

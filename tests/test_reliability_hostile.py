@@ -675,11 +675,11 @@ def test_asg_create_refuses_an_injecting_name_before_touching_anything(pack, nam
     result = WorkflowRunner(loader).run("autoscale.asg_create", name=name,
                                         domain="example.com", min=1, max=2)
     assert result.status == "failed"
-    # Its first task (check_service_name, which validates the name before any DNS query)
-    # refuses; no datastore, DNS, HAProxy or node step ran.
+    # Its first task (validate_settings, before any DNS query) refuses; no datastore, DNS,
+    # HAProxy or node step ran.
     ran = [record.task_id for record in result.tasks]
-    assert ran == ["check_service_name"], ran
-    assert [r.status for r in result.records("check_service_name")] == ["failed"]
+    assert ran == ["validate_settings"], ran
+    assert [r.status for r in result.records("validate_settings")] == ["failed"]
     assert "group name" in result.output["error"], result.output
     assert snapshot(datastore) == before
     assert haproxy.received == []

@@ -242,8 +242,9 @@ def _show(value: Any) -> str:
 
 
 def register(store: Store, name: Any, domain: Any, config: Optional[Mapping[str, Any]] = None,
-             **settings: Any) -> Dict[str, Any]:
-    """Validate and store a group, or accept an identical existing one.
+             check_only: bool = False, **settings: Any) -> Dict[str, Any]:
+    """Validate and store a group, or accept an identical existing one (``check_only``:
+    validate and compare, store nothing).
 
     ``settings`` are asg_register's parameters (``min``, ``max``, ``desired`` ...); None means
     the pack config's ``group_defaults``, then the model's defaults. An existing
@@ -275,6 +276,8 @@ def register(store: Store, name: Any, domain: Any, config: Optional[Mapping[str,
                                                              _show(getattr(group, field)))
                                           for field in differ)))
         return {"group": group_dict(old), "fqdn": old.fqdn, "existed": True}
+    if check_only:
+        return {"group": group_dict(group), "fqdn": group.fqdn, "existed": False}
     store.save_group(group)
     return {"group": group_dict(group), "fqdn": group.fqdn, "existed": False}
 
