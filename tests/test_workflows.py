@@ -101,6 +101,26 @@ def test_the_nodes_of_an_expansion_boot_in_parallel(env):
     assert_consistent(env)
 
 
+def test_deflate_removes_one_node_at_a_time(env):
+    """Each removal starts, and picks its victim, only after the previous one has finished
+    (asg_deflate's remove_nodes runs with concurrency 1): ordering of the task records, not
+    their durations."""
+    create(env, min=1, max=5)
+    assert run(env, "asg_expand", asg="web", count=3).status == "succeeded"
+    result = run(env, "asg_deflate", asg="web", count=3)
+    removals = sorted(result.records("remove_nodes"), key=lambda record: record.started)
+    assert len(removals) == 3
+    for before, after in zip(removals, removals[1:]):
+        assert before.ended <= after.started, "two removals overlapped"
+        (forgotten,) = before.subworkflow.records("forget_node")
+        (chosen,) = after.subworkflow.records("choose_node")
+        assert forgotten.ended <= chosen.started, "a victim was chosen before the last left"
+    assert result.status == "succeeded", result.errors
+    victims = [record.subworkflow.output["node"] for record in removals]
+    assert len(set(victims)) == 3 and len(nodes(env)) == 1
+    assert_consistent(env)
+
+
 def test_deflate_and_remove_never_go_below_the_normal_size(env):
     create(env, min=1, max=4)
     assert run(env, "asg_expand", asg="web", count=2).status == "succeeded"
