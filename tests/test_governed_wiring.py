@@ -330,3 +330,20 @@ def test_a_queued_repair_adds_nothing_to_a_group_paused_meanwhile(env):
     output = st2_runs_the_queue(env, "repair")
     assert output["planned"] == 0 and "paused" in output["cause"], output
     assert_unchanged(env, before_nodes, before_vms)
+
+
+# -- what the channel hears --------------------------------------------------------------------
+
+
+def test_a_close_for_an_issue_never_seen_open_is_not_announced_while_another_is_open(env):
+    create(env)
+    assert alert(env, severity="warning", issue_id="issue-open")["level"] == "warning"
+    heard = len(env.world.slack.messages)
+    output = alert(env, state="closed", severity="warning", issue_id="issue-never-seen")
+    assert output["level"] == "warning" and not output["changed"]
+    assert env.world.slack.messages[heard:] == []
+    assert env.store.load_group("web").alert.level == "warning"
+    # The open issue's own close does end the alert, and says so.
+    assert alert(env, state="closed", severity="warning", issue_id="issue-open")["level"] == \
+        "none"
+    assert "alert closed" in " ".join(m.text for m in env.world.slack.messages[heard:])
