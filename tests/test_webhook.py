@@ -233,6 +233,34 @@ def test_each_auth_mode_accepts_its_credentials_and_nothing_else(start, mode):
     assert len(run.dispatched) == 1
 
 
+# A credential that is a prefix of the real one, down to nothing at all: a comparison that
+# stops at the shorter of the two (or at the first byte given) would let each of these in.
+PREFIXES = {
+    "bearer": [bearer(TOKEN[:-1]), bearer(TOKEN[:1]), bearer(""),
+               {"Authorization": "Bearer"}, {"Authorization": "Bearer   "}],
+    "basic": [basic("newrelic", PASSWORD[:-1]), basic("newrelic", PASSWORD[:1]),
+              basic("newrelic", ""), basic("newreli", PASSWORD), basic("", PASSWORD),
+              basic("", ""), basic("newrelic:" + PASSWORD[:3], ""),
+              {"Authorization": "Basic"}, {"Authorization": "Basic "},
+              {"Authorization": "Basic " + base64.b64encode(b"newrelic").decode()}],
+    "header": [{"X-NR-Key": TOKEN[:-1]}, {"X-NR-Key": TOKEN[:1]}, {"X-NR-Key": ""}],
+}
+
+
+@pytest.mark.parametrize("mode", sorted(AUTH_CASES))
+def test_a_prefix_of_the_secret_even_empty_is_refused(start, mode):
+    settings, right, _, challenge = AUTH_CASES[mode]
+    run = start(groups=[web()], **settings)
+    for prefix in PREFIXES[mode]:
+        status, response, answer = run.post(workflows(), headers=prefix, auth=False)
+        assert status == 401, prefix
+        assert answer == {"error": "missing or wrong credentials"}
+        assert response.getheader("WWW-Authenticate") == challenge
+    assert run.dispatched == []
+    status, _, answer = run.post(workflows(), headers=right, auth=False)
+    assert status == 200 and answer["status"] == "dispatched"
+
+
 def test_credentials_are_checked_before_the_body_is_looked_at(start):
     run = start(groups=[web()])
     for body in (b"{not json", b"x" * 70000):
