@@ -6,6 +6,7 @@ import types
 
 import pytest
 from conftest import ROOT
+from waiting import wait_until
 
 from autoscale_core.model import NodeState
 from autoscale_core.store import Store
@@ -214,7 +215,6 @@ def test_deflate_under_steady_traffic_fails_no_request():
     """Real web nodes behind the real HAProxy: while asg_deflate drains and removes three of
     four nodes one at a time, a steady stream of requests through the frontend all succeed."""
     import threading
-    import time
 
     with World(zone=ZONE, converge_after=0, serve_http=True) as world:
         datastore = Datastore()
@@ -226,10 +226,8 @@ def test_deflate_under_steady_traffic_fails_no_request():
         assert created.status == "succeeded", created.errors
         expanded = runner.run("autoscale.asg_expand", asg="web", count=3)
         assert expanded.status == "succeeded", expanded.errors
-        deadline = time.monotonic() + 20
-        while {s["op_state"] for s in world.lb_servers().values()} != {"up"}:
-            assert time.monotonic() < deadline, world.lb_servers()
-            time.sleep(0.2)
+        wait_until(lambda: {s["op_state"] for s in world.lb_servers().values()} == {"up"},
+                   what="every server up in HAProxy")
 
         answers, failures, stop = [], [], threading.Event()
 
@@ -246,9 +244,12 @@ def test_deflate_under_steady_traffic_fails_no_request():
         for thread in threads:
             thread.start()
         try:
-            time.sleep(0.5)
+            # Traffic reaches all four nodes before the deflate, and still flows after it.
+            wait_until(lambda: len(answers) > 50 and len({body for _, body in answers}) == 4,
+                       what="answers from all four nodes")
             deflated = runner.run("autoscale.asg_deflate", asg="web", count=3)
-            time.sleep(0.5)
+            after = len(answers)
+            wait_until(lambda: len(answers) >= after + 20, what="traffic after the deflate")
         finally:
             stop.set()
             for thread in threads:
