@@ -342,7 +342,7 @@ def test_waiting_rides_out_server_errors(chef, keys):
     chef.register_node("web-f1aky1", ohai_time=time.time())
     chef.fail_next(3, status=503, method="GET")
     with ChefServer(settings_for(chef, keys, attempts=1)) as server:
-        status = server.wait_converged("web-f1aky1", time.time() - 60, timeout=5)
+        status = server.wait_converged("web-f1aky1", time.time() - 60, timeout=30)
     assert status.registered
     assert statuses(chef) == [503, 503, 503, 200]
 
