@@ -157,3 +157,73 @@ def test_status_says_how_many_more_issues_are_open():
     pack.ok("asg_alert_record", asg="web", state="closed", severity="warning", issue_id="1")
     pack.ok("asg_alert_record", asg="web", state="closed", severity="warning", issue_id="2")
     assert "more issue" not in pack.ok("asg_status", asg="web")["text"]
+
+
+# -- a close for an issue never seen open -------------------------------------------------------
+
+
+@pytest.mark.parametrize("open_issues", [["3"], ["3", "4"]])
+def test_closing_an_issue_never_seen_open_announces_nothing_while_others_are_open(open_issues):
+    alert = AlertState()
+    for index, issue in enumerate(open_issues):
+        alert = deliver(alert, "open", "critical", issue, at=NOW + index).alert
+    change = deliver(alert, "closed", "critical", "99", at=NOW + 60)
+    assert change.announce == ""
+    assert not change.changed and change.alert == alert
+    assert change.alert.level == "critical" and sorted(change.alert.issues) == open_issues
+    assert "not open here: recorded only" in change.cause
+
+
+def test_closing_an_issue_never_seen_open_announces_nothing_without_an_alert():
+    for alert in (AlertState(), AlertState(ended_at=NOW - 600)):
+        change = deliver(alert, "closed", "critical", "99")
+        assert change.announce == "" and not change.changed
+        assert "recorded only" in change.cause
+
+
+def test_closing_any_issue_ends_an_alert_whose_issues_all_aged_out():
+    """The alert still says critical, but every issue it held went silent past alert_max_age:
+    a close now ends it, and says so."""
+    alert = deliver(AlertState(), "open", "critical", "old").alert
+    change = deliver(alert, "closed", "critical", "99", at=NOW + 7200, max_age=3600)
+    assert change.announce == alert_state.ENDED and change.changed
+    assert change.alert.level == AlertLevel.NONE and change.alert.ended_at == NOW + 7200
+    assert "no other issue is open" in change.cause
+
+
+# -- alert_max_age: the boundary, both sides ----------------------------------------------------
+
+MAX_AGE = 3600
+
+
+@pytest.mark.parametrize("age, kept", [
+    (MAX_AGE - 1, True),
+    (MAX_AGE - 0.001, True),
+    (MAX_AGE, False),       # exactly alert_max_age: dropped (like the policy's expiry)
+    (MAX_AGE + 0.001, False),
+])
+def test_an_issue_is_dropped_exactly_at_alert_max_age(age, kept):
+    alert = deliver(AlertState(), "open", "critical", "old").alert
+    change = deliver(alert, "open", "warning", "new", at=NOW + age, max_age=MAX_AGE)
+    assert ("old" in change.alert.issues) is kept
+    assert change.alert.level == ("critical" if kept else "warning")
+
+
+def test_alert_max_age_counts_from_the_last_delivery_not_the_opening():
+    alert = deliver(AlertState(), "open", "critical", "old").alert
+    alert = deliver(alert, "acknowledged", "critical", "old", at=NOW + MAX_AGE - 10).alert
+    later = deliver(alert, "open", "warning", "new", at=NOW + MAX_AGE + 10, max_age=MAX_AGE)
+    assert sorted(later.alert.issues) == ["new", "old"] and later.alert.level == "critical"
+    gone = deliver(alert, "open", "warning", "new", at=NOW + 2 * MAX_AGE - 10, max_age=MAX_AGE)
+    assert sorted(gone.alert.issues) == ["new"]
+
+
+@pytest.mark.parametrize("age, kept", [(599, True), (600, False)])
+def test_record_alert_prunes_at_the_configured_alert_max_age(age, kept):
+    pack = Pack(governor={"alert_max_age": 600})
+    pack.group("web")
+    record = alert_state.record_alert
+    record(pack.store, "web", "open", "critical", "old", config=pack.loader.config, now=NOW)
+    result = record(pack.store, "web", "open", "warning", "new", config=pack.loader.config,
+                    now=NOW + age)
+    assert result["open_issues"] == (["new", "old"] if kept else ["new"])

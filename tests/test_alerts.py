@@ -88,3 +88,52 @@ def test_texts_are_bounded_and_single_line():
                        "impactedEntities": ["e%d" % i for i in range(500)]})
     assert "\n" not in alert.title and len(alert.title) == 500
     assert len(alert.entities) == 50
+
+
+# -- priority and severity: the whole map, per family ----------------------------------------
+# What a delivery's words become decides whether it scales: critical scales out at once,
+# warning a step per cooldown, info never. Unknown or missing words count as a warning.
+
+def family_document(name, content_type, field, value):
+    """A shared sample of one family with its priority/severity field set (None: removed)."""
+    document = dict(parse_body(sample(name).strip(), content_type))
+    document.pop(field, None)
+    if value is not None:
+        document[field] = value
+    return document
+
+
+FAMILIES = [
+    ("workflows", "workflows_activated.json", "application/json", "priority"),
+    ("channel", "channel_incident_open.json", "application/json", "severity"),
+    ("legacy", "legacy_form_server_alert.txt", "application/x-www-form-urlencoded", "severity"),
+]
+# word -> severity, for each family's field (None: the field is missing).
+SEVERITY_MAP = {
+    "workflows": {"CRITICAL": "critical", "HIGH": "warning", "MEDIUM": "warning",
+                  "LOW": "info", "critical": "critical", "High": "warning", "low": "info",
+                  "WARNING": "warning", "INFO": "warning", "URGENT": "warning", "": "warning",
+                  None: "warning"},
+    "channel": {"CRITICAL": "critical", "WARNING": "warning", "INFO": "info",
+                "critical": "critical", "Warning": "warning", "info": "info",
+                "HIGH": "warning", "MEDIUM": "warning", "LOW": "warning", "URGENT": "warning",
+                "": "warning", None: "warning"},
+    "legacy": {"critical": "critical", "warning": "warning", "info": "info",
+               "CRITICAL": "critical", "WARNING": "warning", "INFO": "info",
+               "HIGH": "warning", "MEDIUM": "warning", "LOW": "warning", "URGENT": "warning",
+               "": "warning", None: "warning"},
+}
+SEVERITY_CASES = [(family, name, content_type, field, word, severity)
+                  for family, name, content_type, field in FAMILIES
+                  for word, severity in SEVERITY_MAP[family].items()]
+
+
+@pytest.mark.parametrize("family, name, content_type, field, word, severity", SEVERITY_CASES,
+                         ids=["%s-%s" % (c[0], "missing" if c[4] is None else c[4] or "empty")
+                              for c in SEVERITY_CASES])
+def test_each_priority_or_severity_word_maps_to_one_severity(family, name, content_type, field,
+                                                              word, severity):
+    alert = normalise(family_document(name, content_type, field, word))
+    assert alert.family == family
+    assert alert.severity == severity
+

@@ -17,6 +17,7 @@ import yaml
 from conftest import ROOT
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from waiting import returns
 
 from autoscale_core.backend import BackendError
 from autoscale_core.configuration import (
@@ -165,7 +166,9 @@ def test_client_and_fake_canonicalise_paths_alike(path, canonical):
 def test_requests_are_signed_and_accepted(chef, client):
     chef.register_node("web-a1b2c3", ohai_time=1700000000.5, run_list=["role[web]"],
                        environment="production")
+    before = int(time.time())
     status = client.node_status("web-a1b2c3")
+    after = int(time.time()) + 1
     assert status.registered and status.ohai_time == 1700000000.5
     assert (status.environment, status.run_list) == ("production", ["role[web]"])
     assert chef.log == [(CLIENT, "GET", "/organizations/web/nodes/web-a1b2c3", 200)]
@@ -176,8 +179,9 @@ def test_requests_are_signed_and_accepted(chef, client):
     assert sent["x-ops-server-api-version"] == "1"
     assert sent["x-ops-content-hash"] == EMPTY_BODY_SHA256
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", sent["x-ops-timestamp"])
-    assert abs(calendar.timegm(time.strptime(sent["x-ops-timestamp"], "%Y-%m-%dT%H:%M:%SZ"))
-               - time.time()) < 5
+    # Signed with the time of the request (whole seconds).
+    signed_at = calendar.timegm(time.strptime(sent["x-ops-timestamp"], "%Y-%m-%dT%H:%M:%SZ"))
+    assert before <= signed_at <= after
     assert client.node_exists("web-a1b2c3") and not client.node_exists("web-zzzzzz")
 
 
@@ -291,9 +295,7 @@ def test_a_node_that_registers_and_converges_later_is_waited_for(chef, client):
     since = time.time() - 1
     chef.boot_node("web-b00t01", register_after=0.2, converge_after=0.5,
                    run_list=["role[web]"])
-    started = time.monotonic()
-    status = client.wait_converged("web-b00t01", since, timeout=5)
-    assert time.monotonic() - started >= 0.45
+    status = client.wait_converged("web-b00t01", since, timeout=30)
     assert status.registered and status.ohai_time >= since and status.run_list == ["role[web]"]
     seen = statuses(chef)
     # Not there, then there without a finished run, then converged.
@@ -302,10 +304,8 @@ def test_a_node_that_registers_and_converges_later_is_waited_for(chef, client):
 
 
 def test_a_node_that_never_registers_times_out_saying_so(chef, client):
-    started = time.monotonic()
     with pytest.raises(ConvergeTimeout) as caught:
-        client.wait_converged("web-n0n0n0", time.time(), timeout=0.4)
-    assert 0.4 <= time.monotonic() - started < 2
+        returns(lambda: client.wait_converged("web-n0n0n0", time.time(), timeout=0.4))
     assert str(caught.value).startswith(
         "Chef: wait for converge web-n0n0n0: no converge within 0.4 s: the node never "
         "registered with the Chef server")
@@ -342,7 +342,7 @@ def test_waiting_rides_out_server_errors(chef, keys):
     chef.register_node("web-f1aky1", ohai_time=time.time())
     chef.fail_next(3, status=503, method="GET")
     with ChefServer(settings_for(chef, keys, attempts=1)) as server:
-        status = server.wait_converged("web-f1aky1", time.time() - 60, timeout=5)
+        status = server.wait_converged("web-f1aky1", time.time() - 60, timeout=30)
     assert status.registered
     assert statuses(chef) == [503, 503, 503, 200]
 
@@ -403,10 +403,12 @@ def test_a_lasting_server_error_is_reported_as_retryable(chef, client):
 def test_a_slow_answer_is_a_timeout_and_retried(chef, keys):
     chef.register_node("web-s1ow01", ohai_time=1.0)
     chef.delay_next(1, 1.0)
+    path = "/organizations/web/nodes/web-s1ow01"
+    asked = len([r for r in chef.requests if r.path == path])
     with ChefServer(settings_for(chef, keys, timeout=0.25)) as server:
-        started = time.monotonic()
         assert server.node_status("web-s1ow01").registered
-        assert time.monotonic() - started < 0.9
+    # Answered by a second request: it gave up on the held one rather than wait for it.
+    assert len([r for r in chef.requests if r.path == path]) == asked + 2
     chef.delay_next(5, 1.0)
     with ChefServer(settings_for(chef, keys, timeout=0.2, attempts=2)) as server:
         with pytest.raises(BackendError, match=r"no answer from http://127\.0\.0\.1:\d+ "
@@ -550,11 +552,10 @@ def test_wait_converged_action_returns_the_converge(chef, keys):
 
 
 def test_wait_converged_action_fails_after_the_converge_timeout(chef, keys):
-    started = time.monotonic()
-    result = run_action("chef_wait_converged", pack_config(chef.org_url, keys),
-                        node="web-ac7102", since=time.time(), converge_timeout=1)
+    result = returns(lambda: run_action("chef_wait_converged", pack_config(chef.org_url, keys),
+                                        node="web-ac7102", since=time.time(),
+                                        converge_timeout=1))
     assert not result.ok
-    assert 1 <= time.monotonic() - started < 5
     assert result.result["error"].startswith(
         "Chef: wait for converge web-ac7102: no converge within 1 s: the node never "
         "registered with the Chef server")

@@ -18,6 +18,7 @@ import urllib.request
 
 import pytest
 from conftest import ROOT
+from waiting import wait_until
 
 from autoscale_core.model import NodeState
 from autoscale_core.store import Store
@@ -120,6 +121,14 @@ def succeeded(executed):
     assert not failures, failures
 
 
+def decision(env, report=None):
+    """The governor's decision for web: from ``report``, or from a look now that dispatches
+    nothing (dispatches are queued, and dropped here unless drained)."""
+    report = report or env.governor.governor.tick(time.time())
+    [found] = [d for d in report.decisions if d.group == "web"]
+    return found
+
+
 def tick(env):
     env.governor.poll()
     done = env.reactor.drain()
@@ -142,8 +151,8 @@ def test_alert_to_scale_out_to_recovery_to_scale_in(pipeline):
     creates_before = len([r for r in env.world.openstack.service_requests()
                           if r.method == "POST" and r.path.endswith("/servers")])
 
-    # Critical alert: the rule records it and scales out at once through the policy.
-    posted_at = time.time()
+    # Critical alert: the rule records it and scales out at once through the policy (how
+    # soon is bench/b3_reaction.py's figure).
     status, answer = post(env, issue("ACTIVATED"))
     assert status in (200, 202) and answer["groups"] == ["web"], answer
     handled = env.reactor.drain(timeout=5)
@@ -152,21 +161,20 @@ def test_alert_to_scale_out_to_recovery_to_scale_in(pipeline):
     creates = [r for r in env.world.openstack.service_requests()
                if r.method == "POST" and r.path.endswith("/servers")][creates_before:]
     assert len(creates) == 2
-    reaction = creates[0].at - posted_at
-    print("webhook POST to first Nova create request: %.3f s" % reaction)
-    assert reaction < 5
     assert len(in_service(env)) == 3
     assert env.store.load_group("web").alert.level == "critical"
 
     # The governor agrees there is nothing more to do inside the cooldown: no dispatch.
     assert tick(env) == []
-    # After the cooldown, with the alert still open: one more step, capped at max (4).
-    time.sleep(COOLDOWN + 0.2)
-    added = tick(env)
+    assert decision(env).reason == "scale_out_cooldown"
+    # Once the cooldown is over, with the alert still open: one more step, capped at max (4).
+    added = wait_until(lambda: tick(env), what="the governor's next scale-out")
     assert [match.rule for match, _ in added] == ["autoscale.scale_out"]
     assert len(in_service(env)) == 4
-    time.sleep(COOLDOWN + 0.2)
-    assert tick(env) == [], "nothing past max"
+    # Nothing past max, not even once this scale-out's cooldown is over.
+    later = env.governor.governor.tick(time.time() + COOLDOWN + 1)
+    assert later.dispatched == [] and env.reactor.pending == 0, "nothing past max"
+    assert decision(env, later).reason == "at_max"
 
     # A repeated delivery of the same issue and state is dropped by the sensor.
     status, answer = post(env, issue("ACTIVATED"))
@@ -178,10 +186,12 @@ def test_alert_to_scale_out_to_recovery_to_scale_in(pipeline):
     succeeded(env.reactor.drain(timeout=5))
     assert env.store.load_group("web").alert.level == "none"
     assert tick(env) == [], "scale-in waits for its cooldown after the alert ends"
-    deadline = time.monotonic() + 60
-    while len(nodes(env)) > 1 and time.monotonic() < deadline:
+    def at_normal_size():
         tick(env)
-        time.sleep(0.5)
+        return len(nodes(env)) == 1
+
+    wait_until(at_normal_size, timeout=120, interval=0.5,
+               what="the scale-in down to the normal size")
     assert len(in_service(env)) == 1 and len(nodes(env)) == 1
 
     history = env.store.history("web", limit=0)

@@ -4,7 +4,6 @@ keystoneauth1 and novaclient), and the sensor loaded as st2 loads it, every disp
 checked against the trigger types it declares."""
 
 import logging
-import time
 
 import pytest
 from conftest import ROOT
@@ -189,21 +188,16 @@ def test_a_steady_tick_is_one_listing_and_no_write(count):
     assert len(history(datastore)) == count
 
 
-def test_thousand_groups_of_twenty_nodes_one_listing_and_timing(capsys):
+def test_thousand_groups_of_twenty_nodes_one_listing():
+    # How long such a tick takes is bench/b1_governor.py's figure, not a test's.
     datastore, service, store, governor = world()
     for index in range(1000):
         seed(store, "g%04d" % index, in_service=20, min_size=20, max_size=40)
     governor.tick()  # the first tick records every group's decision
     datastore.calls.clear()
-    started = time.perf_counter()
     report = governor.tick(NOW + 30)
-    elapsed = time.perf_counter() - started
     assert dict(datastore.calls) == {"list_values": 1}
     assert len(report.decisions) == 1000 and report.recorded == []
-    with capsys.disabled():
-        print("\n1000 groups x 20 nodes (%d keys): steady tick %.2f s"
-              % (len(datastore.keys()), elapsed))
-    assert elapsed < 30
 
 
 def test_small_pages_are_followed():

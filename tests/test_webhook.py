@@ -13,7 +13,6 @@ import os
 import resource
 import select
 import socket
-import statistics
 import subprocess
 import sys
 import threading
@@ -24,6 +23,7 @@ from urllib.parse import quote
 import pytest
 import yaml
 from conftest import ROOT
+from waiting import returns, wait_until
 
 from autoscale_core import webhook
 from autoscale_core.model import Group, ValidationError
@@ -233,6 +233,34 @@ def test_each_auth_mode_accepts_its_credentials_and_nothing_else(start, mode):
     assert len(run.dispatched) == 1
 
 
+# A credential that is a prefix of the real one, down to nothing at all: a comparison that
+# stops at the shorter of the two (or at the first byte given) would let each of these in.
+PREFIXES = {
+    "bearer": [bearer(TOKEN[:-1]), bearer(TOKEN[:1]), bearer(""),
+               {"Authorization": "Bearer"}, {"Authorization": "Bearer   "}],
+    "basic": [basic("newrelic", PASSWORD[:-1]), basic("newrelic", PASSWORD[:1]),
+              basic("newrelic", ""), basic("newreli", PASSWORD), basic("", PASSWORD),
+              basic("", ""), basic("newrelic:" + PASSWORD[:3], ""),
+              {"Authorization": "Basic"}, {"Authorization": "Basic "},
+              {"Authorization": "Basic " + base64.b64encode(b"newrelic").decode()}],
+    "header": [{"X-NR-Key": TOKEN[:-1]}, {"X-NR-Key": TOKEN[:1]}, {"X-NR-Key": ""}],
+}
+
+
+@pytest.mark.parametrize("mode", sorted(AUTH_CASES))
+def test_a_prefix_of_the_secret_even_empty_is_refused(start, mode):
+    settings, right, _, challenge = AUTH_CASES[mode]
+    run = start(groups=[web()], **settings)
+    for prefix in PREFIXES[mode]:
+        status, response, answer = run.post(workflows(), headers=prefix, auth=False)
+        assert status == 401, prefix
+        assert answer == {"error": "missing or wrong credentials"}
+        assert response.getheader("WWW-Authenticate") == challenge
+    assert run.dispatched == []
+    status, _, answer = run.post(workflows(), headers=right, auth=False)
+    assert status == 200 and answer["status"] == "dispatched"
+
+
 def test_credentials_are_checked_before_the_body_is_looked_at(start):
     run = start(groups=[web()])
     for body in (b"{not json", b"x" * 70000):
@@ -316,14 +344,13 @@ def test_settings_defaults_and_secrets_stay_out_of_repr():
 
 def test_a_body_over_the_limit_is_refused_from_its_length_alone(start):
     run = start(groups=[web()], body_limit=2048)
-    started = time.monotonic()
-    # Claims 10 MB and sends none of it: the answer cannot have waited for the body.
+    # Claims 10 MB and sends none of it: a 413 (not the 408 of a body that never came) is
+    # answered from the length alone.
     answer = run.raw(b"POST %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
                      b"Content-Type: application/json\r\nContent-Length: 10000000\r\n\r\n"
                      % (PATH.encode(), TOKEN.encode()))
     assert answer.startswith(b"HTTP/1.1 413 "), answer
     assert b"body larger than 2048 bytes" in answer
-    assert time.monotonic() - started < 3
     # A real body one byte over the limit, sent whole by the client.
     body = workflows(title="x" * 4096)[:2049]
     status, _, answer = run.post(body)
@@ -774,10 +801,8 @@ def test_cleanup_before_run_returns_at_once():
     config = pack_config()
     sensor = PackLoader(ROOT, config=config).sensor("NewRelicWebhookSensor")
     sensor.setup()
-    started = time.monotonic()
-    sensor.cleanup()
-    sensor.cleanup()  # twice is harmless
-    assert time.monotonic() - started < 1
+    returns(sensor.cleanup, what="cleanup() before run()")
+    returns(sensor.cleanup, what="a second cleanup()")  # twice is harmless
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", config["webhook"]["port"]), timeout=1).close()
 
@@ -929,20 +954,20 @@ def test_a_slow_header_client_is_cut_off_at_the_request_deadline(start):
     run = start(groups=[web()], request_timeout=1, idle_timeout=1)
     with socket.create_connection(("127.0.0.1", run.port), timeout=5) as sock:
         sock.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\n" % PATH.encode())
-        started = time.monotonic()
+
         # One header byte every 0.1 s: every read is in time, the whole request is not.
-        while time.monotonic() - started < 8:
+        def cut_off():
             try:
                 sock.sendall(b"X")
             except OSError:
-                break
+                return True
             ready, _, _ = select.select([sock], [], [], 0.1)
-            if ready:
-                break
-        answer = _until_closed(sock, 5)
+            return bool(ready)
+
+        wait_until(cut_off, interval=0, what="the server to cut the dripping client off")
+        answer = _until_closed(sock, 30)
     assert answer is not None and answer.startswith(b"HTTP/1.1 408 "), answer
     assert b'"request not complete within 1 s"' in answer
-    assert time.monotonic() - started < 8
     assert run.dispatched == []
 
 
@@ -970,12 +995,35 @@ def test_a_slow_client_is_cut_off_and_never_blocks_others(small_server):
 
 
 def test_an_idle_connection_is_closed_after_the_idle_timeout(start):
-    run = start(groups=[web()], idle_timeout=1, request_timeout=30)
-    with socket.create_connection(("127.0.0.1", run.port), timeout=5) as sock:
-        started = time.monotonic()
-        assert _until_closed(sock, 15) == b""  # closed without an answer: it asked nothing
-        # Well before the request deadline (30 s) and the old 10 s socket timeout.
-        assert time.monotonic() - started < 5
+    """Closed by its idle timeout (1 s), not by the request deadline (here 4 s) nor any longer
+    socket timeout: it goes before a connection opened just before it that keeps sending
+    and is cut off at that deadline."""
+    run = start(groups=[web()], idle_timeout=1, request_timeout=4)
+    dripping = socket.create_connection(("127.0.0.1", run.port), timeout=30)
+    dripping.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\n" % PATH.encode())
+    idle = socket.create_connection(("127.0.0.1", run.port), timeout=30)
+    try:
+        closed = []
+
+        def one_closed():
+            try:
+                dripping.sendall(b"X")  # never idle: only the request deadline ends it
+            except OSError:
+                closed.append("dripping")
+                return closed
+            ready, _, _ = select.select([idle, dripping], [], [], 0.1)
+            for sock, name in ((idle, "idle"), (dripping, "dripping")):
+                if sock in ready:
+                    closed.append(name)
+            return closed
+
+        wait_until(one_closed, interval=0, what="a connection to be closed")
+        assert closed == ["idle"], closed  # alone: the other one still open
+        assert _until_closed(idle, 30) == b""  # closed without an answer: it asked nothing
+        assert _until_closed(dripping, 30).startswith(b"HTTP/1.1 408 ")
+    finally:
+        idle.close()
+        dripping.close()
 
 
 def test_keep_alive_serves_several_deliveries_then_closes_when_idle(start):
@@ -1133,13 +1181,11 @@ while True:
     answer += chunk
 stop.set()
 trickler.join()
-started = time.monotonic()
 server.stop()
-thread.join(5)
+thread.join(30)
 print(json.dumps({"statuses": sorted(set(statuses)), "dispatched": len(got),
                   "hostile_open": hostile_open, "slow_answer": answer[:12].decode(),
-                  "stopped": not thread.is_alive(),
-                  "stop_seconds": time.monotonic() - started}))
+                  "stopped": not thread.is_alive()}))
 """
 
 
@@ -1157,34 +1203,24 @@ def test_it_serves_under_eventlet_as_st2s_sensor_container_runs_it(tmp_path):
     # Every delivery answered while HOSTILE slow clients (past the old cap) were held open.
     assert result["statuses"] == [200] and result["dispatched"] == 50, result
     assert result["hostile_open"] == HOSTILE, result
-    # The trickling one was cut off at the request deadline, and stop() is prompt.
+    # The trickling one was cut off at the request deadline, and stop() ends serve().
     assert result["slow_answer"] == "HTTP/1.1 408", result
-    assert result["stopped"] and result["stop_seconds"] < 2
+    assert result["stopped"], result
 
 
 # -- latency ----------------------------------------------------------------------------------
 
 
-def test_latency_from_post_to_dispatch(start, capsys):
-    seen = {}
-    arrived = threading.Event()
+def test_each_delivery_is_dispatched_before_it_is_answered(start):
+    """The 200 comes after the dispatch, never before (a 503 says the dispatch failed). How
+    soon is bench/b2_webhook.py's figure."""
+    seen = []
 
     def on_dispatch(event):
-        seen[event.payload["issue_id"]] = time.perf_counter()
-        arrived.set()
+        seen.append(event.payload["issue_id"])
 
     run = start(groups=[web()], on_dispatch=on_dispatch)
-    run.post(workflows(issue_id="warm-up"))
-    samples = []
-    for i in range(50):
-        body = workflows(issue_id="lat-%d" % i)
-        arrived.clear()
-        sent = time.perf_counter()
-        assert run.post(body)[0] == 200
-        assert arrived.wait(5)
-        samples.append(seen["lat-%d" % i] - sent)
-    median = statistics.median(samples)
-    with capsys.disabled():
-        print("\nwebhook POST -> dispatch: median %.2f ms, max %.2f ms over %d deliveries"
-              % (median * 1000, max(samples) * 1000, len(samples)))
-    assert median < 0.25
+    for i in range(20):
+        status, _, answer = run.post(workflows(issue_id="order-%d" % i))
+        assert (status, answer["status"]) == (200, "dispatched")
+        assert seen == ["order-%d" % n for n in range(i + 1)]

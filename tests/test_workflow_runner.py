@@ -8,7 +8,6 @@ import json
 import shutil
 import sys
 import textwrap
-import time
 
 import pytest
 from conftest import ROOT
@@ -104,16 +103,13 @@ def test_a_workflow_ending_failed_reports_errors(runner):
 
 
 def test_with_items_runs_items_concurrently_up_to_the_limit(runner):
-    started = time.monotonic()
     res = runner.run("wftest.items", tags=list("abcdef"), concurrency=3)
-    elapsed = time.monotonic() - started
     assert res.status == "succeeded", res.errors
     assert res.output == {"tags": list("abcdef")}  # result() keeps the item order
     naps = res.records("nap_each")
     assert sorted(r.item_id for r in naps) == list(range(6))
     assert [r.input["tag"] for r in sorted(naps, key=lambda r: r.item_id)] == list("abcdef")
     assert max_overlap(naps) == 3  # really three at once, never four
-    assert elapsed < 1.4  # 6 naps of 0.3 s one after the other would take 1.8 s
 
 
 def test_parallel_branches_run_together_and_join(runner):

@@ -6,6 +6,7 @@ import types
 
 import pytest
 from conftest import ROOT
+from waiting import wait_until
 
 from autoscale_core.model import NodeState
 from autoscale_core.store import Store
@@ -98,6 +99,26 @@ def test_the_nodes_of_an_expansion_boot_in_parallel(env):
     assert all(record.started < first_end for record in adds), "the adds did not overlap"
     capped = run(env, "asg_expand", asg="web", count=2)
     assert capped.status == "succeeded" and capped.output["planned"] == 0
+    assert_consistent(env)
+
+
+def test_deflate_removes_one_node_at_a_time(env):
+    """Each removal starts, and picks its victim, only after the previous one has finished
+    (asg_deflate's remove_nodes runs with concurrency 1): ordering of the task records, not
+    their durations."""
+    create(env, min=1, max=5)
+    assert run(env, "asg_expand", asg="web", count=3).status == "succeeded"
+    result = run(env, "asg_deflate", asg="web", count=3)
+    removals = sorted(result.records("remove_nodes"), key=lambda record: record.started)
+    assert len(removals) == 3
+    for before, after in zip(removals, removals[1:]):
+        assert before.ended <= after.started, "two removals overlapped"
+        (forgotten,) = before.subworkflow.records("forget_node")
+        (chosen,) = after.subworkflow.records("choose_node")
+        assert forgotten.ended <= chosen.started, "a victim was chosen before the last left"
+    assert result.status == "succeeded", result.errors
+    victims = [record.subworkflow.output["node"] for record in removals]
+    assert len(set(victims)) == 3 and len(nodes(env)) == 1
     assert_consistent(env)
 
 
@@ -194,7 +215,6 @@ def test_deflate_under_steady_traffic_fails_no_request():
     """Real web nodes behind the real HAProxy: while asg_deflate drains and removes three of
     four nodes one at a time, a steady stream of requests through the frontend all succeed."""
     import threading
-    import time
 
     with World(zone=ZONE, converge_after=0, serve_http=True) as world:
         datastore = Datastore()
@@ -206,10 +226,8 @@ def test_deflate_under_steady_traffic_fails_no_request():
         assert created.status == "succeeded", created.errors
         expanded = runner.run("autoscale.asg_expand", asg="web", count=3)
         assert expanded.status == "succeeded", expanded.errors
-        deadline = time.monotonic() + 20
-        while {s["op_state"] for s in world.lb_servers().values()} != {"up"}:
-            assert time.monotonic() < deadline, world.lb_servers()
-            time.sleep(0.2)
+        wait_until(lambda: {s["op_state"] for s in world.lb_servers().values()} == {"up"},
+                   what="every server up in HAProxy")
 
         answers, failures, stop = [], [], threading.Event()
 
@@ -226,9 +244,12 @@ def test_deflate_under_steady_traffic_fails_no_request():
         for thread in threads:
             thread.start()
         try:
-            time.sleep(0.5)
+            # Traffic reaches all four nodes before the deflate, and still flows after it.
+            wait_until(lambda: len(answers) > 50 and len({body for _, body in answers}) == 4,
+                       what="answers from all four nodes")
             deflated = runner.run("autoscale.asg_deflate", asg="web", count=3)
-            time.sleep(0.5)
+            after = len(answers)
+            wait_until(lambda: len(answers) >= after + 20, what="traffic after the deflate")
         finally:
             stop.set()
             for thread in threads:
