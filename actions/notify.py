@@ -1,7 +1,7 @@
 from st2common.runners.base_action import Action
 
-from autoscale_core.failure import reports_failure
 from autoscale_core.notify import announce
+from autoscale_core.services.action import reports_failure
 
 
 class Notify(Action):

@@ -39,7 +39,7 @@ _LIB = os.path.join(ROOT, "lib")
 if _LIB not in sys.path:
     sys.path.insert(0, _LIB)
 
-from autoscale_core.model import NodeState  # noqa: E402
+from autoscale_core.domain.model import NodeState  # noqa: E402
 from autoscale_core.store import Store  # noqa: E402
 from st2harness import Datastore, PackLoader  # noqa: E402
 from st2harness.aliases import (  # noqa: E402

@@ -18,7 +18,6 @@ from conftest import ROOT
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from autoscale_core.backend import BackendError
 from autoscale_core.configuration import (
     ChefServer,
     ChefSettings,
@@ -31,7 +30,7 @@ from autoscale_core.configuration import (
     sign_request,
     validate_since,
 )
-from autoscale_core.model import ValidationError
+from autoscale_core.errors import BackendError, ValidationError
 from sandbox.fake_chef import FakeChefServer, server_canonical_path
 from sandbox.net import free_port
 from st2harness import Datastore, PackLoader

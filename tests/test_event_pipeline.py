@@ -19,7 +19,7 @@ import urllib.request
 import pytest
 from conftest import ROOT
 
-from autoscale_core.model import NodeState
+from autoscale_core.domain.model import NodeState
 from autoscale_core.store import Store
 from sandbox.net import LOOPBACK, free_port
 from sandbox.world import World
@@ -286,7 +286,7 @@ def test_an_alert_for_a_group_deleted_meanwhile_fails_with_the_reason(pipeline):
     (executed,) = env.reactor.dispatch("autoscale.alert", payload)
     match, result = executed
     assert match.rule == "autoscale.alert_received" and result.status == "failed"
-    assert "no group named ghost" in result.output["error"]
+    assert "no autoscaling group named 'ghost'" in result.output["error"]
     assert env.datastore.keys() == ["ssh_pub_key"]
 
 

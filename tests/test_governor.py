@@ -9,28 +9,22 @@ import time
 import pytest
 from conftest import ROOT
 
-from autoscale_core import policy
 from autoscale_core.compute import ComputeSettings, NovaCompute, ServerSpec
-from autoscale_core.governor import (
+from autoscale_core.config import GovernorSettings
+from autoscale_core.domain import policy
+from autoscale_core.domain.model import AlertState, Group, Node, NodeState, ScalingState
+from autoscale_core.domain.settings import PolicySettings
+from autoscale_core.errors import ValidationError
+from autoscale_core.present.chat import Kind
+from autoscale_core.services.governor import Governor
+from autoscale_core.services.tick import (
     ALERT_EXPIRED,
     DECISION,
     NODE_STUCK,
     ORPHAN,
     ORPHAN_TRIGGER,
     STUCK_TRIGGER,
-    Governor,
-    GovernorSettings,
 )
-from autoscale_core.model import (
-    AlertState,
-    Group,
-    Node,
-    NodeState,
-    ScalingState,
-    ValidationError,
-)
-from autoscale_core.notify import Kind
-from autoscale_core.settings import PolicySettings
 from autoscale_core.store import HISTORY_PREFIX, Store, alert_key, node_key
 from sandbox.fake_openstack import FakeOpenStack
 from sandbox.fake_slack import FakeSlack

@@ -18,7 +18,7 @@ import urllib.request
 import pytest
 from conftest import ROOT
 
-from autoscale_core.backend import BackendError
+from autoscale_core.errors import BackendError, ValidationError
 from autoscale_core.lb import (
     HAProxyRuntime,
     HAProxySettings,
@@ -27,7 +27,6 @@ from autoscale_core.lb import (
     parse_runtime_api,
     validate_address,
 )
-from autoscale_core.model import ValidationError
 from sandbox.haproxy import HAProxy
 from sandbox.webnode import WebNode
 from st2harness import Datastore, PackLoader

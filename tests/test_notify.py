@@ -17,22 +17,20 @@ from conftest import ROOT
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from autoscale_core.model import Group, ValidationError
+from autoscale_core.domain.model import Group
+from autoscale_core.errors import ValidationError
 from autoscale_core.notify import (
     ChatError,
     Delivery,
-    Kind,
-    Message,
     Notifier,
     SlackNotifier,
     SlackSettings,
     announce,
     choose_channel,
     deliver,
-    escape,
-    format_message,
     retry_after,
 )
+from autoscale_core.present.chat import Kind, Message, escape, format_message
 from autoscale_core.store import Store, group_key
 from sandbox.fake_slack import FakeSlack
 from st2harness import Datastore, PackLoader

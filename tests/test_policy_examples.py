@@ -9,7 +9,7 @@ its test checks the action, the count and that the cause names the facts an oper
 
 import pytest
 
-from autoscale_core import model, policy, settings
+from autoscale_core.domain import model, policy, settings, words
 
 Action = policy.Action
 Reason = policy.Reason
@@ -637,4 +637,4 @@ def test_as_dict_carries_every_field():
     (7200, "2 h"), (7500, "2 h 5 min"), (-5, "0 s"),
 ])
 def test_duration(seconds, text):
-    assert policy.duration(seconds) == text
+    assert words.duration(seconds) == text
