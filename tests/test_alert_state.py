@@ -128,8 +128,8 @@ def test_the_action_records_state_history_and_says_whether_to_scale_now():
 def test_the_action_refuses_an_unknown_group_and_changes_nothing():
     pack = Pack()
     before = pack.datastore.keys()
-    assert "no autoscaling group named 'db'" in pack.refused("asg_alert_record", asg="db", state="open",
-                                               severity="critical", issue_id="1")
+    assert "no autoscaling group named 'db'" in pack.refused(
+        "asg_alert_record", asg="db", state="open", severity="critical", issue_id="1")
     # st2 refuses a value outside the declared enum before the action runs.
     done = pack.run("asg_alert_record", asg="web", state="open", severity="fatal",
                     issue_id="1")

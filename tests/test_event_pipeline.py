@@ -193,7 +193,10 @@ def test_alert_to_scale_out_to_recovery_to_scale_in(pipeline):
     assert len([s for s in inventory.servers if not s["deleting"]]) == 1
     assert set(inventory.haproxy["web"]) == set(in_service(env))
     transcript = env.world.slack.transcript()
-    assert "alert opened" in transcript and "alert closed" in transcript
+    assert ":rotating_light: *web*: critical alert 'Checkout error rate above 5%' (issue " \
+        "e2e-1) opened" in transcript
+    assert ":large_green_circle: *web*: alert 'Checkout error rate above 5%' (issue e2e-1) " \
+        "closed" in transcript
 
 
 def test_a_warning_waits_for_the_governor_and_an_unroutable_alert_dispatches_nothing(pipeline):

@@ -53,9 +53,9 @@ class Recorder:
         self.calls = []
 
     def __call__(self, config, datastore, group, kind=None, cause=None, node=None, count=None,
-                 dry_run=None, channel=None):
+                 dry_run=None, channel=None, detail=None, url=None):
         self.calls.append(dict(group=group, kind=kind, cause=cause, node=node, count=count,
-                               dry_run=dry_run))
+                               dry_run=dry_run, detail=detail))
         return {"delivered": True}
 
     def kinds(self):
@@ -403,7 +403,11 @@ def test_dry_run_is_recorded_and_announced_never_dispatched(slack):
     assert [e.cause for e in events(store, "web")] == [decision.cause]
     assert decision.cause.startswith("dry run, nothing done: ")
     (text,) = slack.texts("#autoscale")
-    assert text.startswith(":wrench: *web*: _dry run:_ would add 2 nodes to get back")
+    # One line: what would be done with its numbers, then why, once.
+    assert text == (":wrench: *web*: _dry run:_ would add 2 nodes (0 → 2) — 0 nodes in service "
+                    "or starting, below the normal size of 2")
+    (section,) = slack.messages[0].params["blocks"]
+    assert section["fields"] == [{"type": "mrkdwn", "text": "*Nodes*\n0 → 2"}]
 
     assert governor.tick(NOW + 30).recorded == [] and len(slack.texts()) == 1
     # Like a real dispatch with no effect, it is said again after dispatch_timeout.

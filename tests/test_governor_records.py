@@ -38,7 +38,7 @@ class Chat:
         self.calls = []
 
     def __call__(self, config, datastore, group, kind=None, cause=None, node=None, count=None,
-                 dry_run=None, channel=None):
+                 dry_run=None, channel=None, detail=None, url=None):
         self.calls.append(dict(group=group, kind=kind, cause=cause, channel=channel))
         return {"delivered": True}
 

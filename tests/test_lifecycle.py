@@ -609,8 +609,8 @@ def test_status_text_names_nodes_states_ages_and_causes(pack):
     pack.node("web", "web-aaaaaa", IN_SERVICE, now - 7500, address="10.0.0.5")
     pack.node("web", "web-bbbbbb", NodeState.FAILED, now - 300,
               cause="could not boot the VM: Nova: No valid host was found")
-    pack.store.save_alert("web", AlertState("critical", "7d1e8f0a", "High error rate",
-                                            False, now - 120, now - 60))
+    pack.store.save_alert("web", AlertState("critical", "7d1e8f0a-3c52-4b8e-9a61-2f4d5c6b7e80",
+                                            "High error rate", False, now - 120, now - 60))
     pack.store.save_scaling("web", ScalingState(last_scale_out_at=now - 60,
                                                 consecutive_failures=1, last_failure_at=now - 300,
                                                 last_failure_cause="Nova: No valid host was found"))
@@ -625,8 +625,10 @@ def test_status_text_names_nodes_states_ages_and_causes(pack):
     assert "scale-out in 4 min" in text
     assert "1 node addition failed in a row (last: Nova: No valid host was found)" in text
     # The governor's view: 1 in service, below the normal size of 2.
-    assert "governor: repair 1 node — 1 node in service or starting, below the normal size" \
-        in text
+    # What it would do with its numbers, then why, once; the issue id shortened.
+    assert "governor: repair 1 node (1 → 2) — 1 node in service or starting, below the " \
+        "normal size of 2\n" in text
+    assert "3c52" not in text
     assert "event 6" in text and "event 2" in text and "event 1" not in text
     assert [e["cause"] for e in status["history"]] == ["event %d" % i for i in range(2, 7)]
     assert status["in_service"] == 1 and status["failed"] == 1

@@ -9,11 +9,23 @@ or malformed key is refused with a ValidationError naming the key in full
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from .domain.settings import PolicySettings
 from .errors import ValidationError
 from .store import DEFAULT_HISTORY_TTL, DEFAULT_PAGE_SIZE
+
+# Every ``secret: true`` key of config.schema.yaml (a test keeps the two equal).
+SECRET_KEYS: Tuple[Tuple[str, str], ...] = (
+    ("openstack", "password"),
+    ("openstack", "application_credential_secret"),
+    ("chef", "client_key"),
+    ("chef", "validation_key"),
+    ("dns", "tsig_secret"),
+    ("slack", "token"),
+    ("webhook", "token"),
+    ("webhook", "password"),
+)
 
 
 def section(config: Optional[Mapping[str, Any]], name: str) -> Mapping[str, Any]:
@@ -127,3 +139,16 @@ class GovernorSettings:
             history_ttl=whole("history_ttl", DEFAULT_HISTORY_TTL, 1),
             policy=policy_settings(config),
         )
+
+
+def secret_values(config: Optional[Mapping[str, Any]]) -> List[str]:
+    """The values of the config's secret keys (and each line of a multi-line one, such as a
+    PEM key, so that a message quoting part of it is masked too)."""
+    found: List[str] = []
+    for section, key in SECRET_KEYS:
+        part = config.get(section) if isinstance(config, Mapping) else None
+        value = part.get(key) if isinstance(part, Mapping) else None
+        if isinstance(value, str) and value:
+            found.append(value)
+            found.extend(line.strip() for line in value.splitlines() if len(line.strip()) >= 8)
+    return sorted(set(found), key=len, reverse=True)

@@ -45,7 +45,7 @@ from slack_sdk.http_retry.state import RetryState
 
 from .config import backend_section
 from .errors import BackendError, RecordError, ValidationError, redact
-from .present.chat import Message, format_message
+from .present.chat import Message, blocks, format_message
 from .store import Store
 
 LOG = logging.getLogger(__name__)
@@ -179,15 +179,38 @@ class Notifier(abc.ABC):
     ValidationError (bad input, before any I/O)."""
 
     @abc.abstractmethod
-    def post(self, channel: str, text: str) -> Delivery:
-        """Post ``text``, already in the chat system's markup, to ``channel``."""
+    def post(self, channel: str, text: str, blocks: Optional[List[Dict[str, Any]]] = None
+             ) -> Delivery:
+        """Post ``text``, already in the chat system's markup, to ``channel``; ``blocks``
+        (Slack's layout blocks), when given, is how it is shown, ``text`` its notification."""
 
     def format(self, message: Message) -> str:
         """The chat system's rendering of a message; Slack mrkdwn unless overridden."""
         return format_message(message)
 
+    def layout(self, message: Message) -> Optional[List[Dict[str, Any]]]:
+        """The message's layout blocks (None: its text alone); Slack's unless overridden."""
+        return blocks(message)
+
     def notify(self, channel: str, message: Message) -> Delivery:
-        return self.post(channel, self.format(message))
+        return _post(self, channel, self.format(message), self.layout(message))
+
+
+def _post(chat: Notifier, channel: str, text: str,
+          layout: Optional[List[Dict[str, Any]]]) -> Delivery:
+    # A notifier written before layouts takes (channel, text) alone.
+    return chat.post(channel, text) if layout is None else chat.post(channel, text, layout)
+
+
+def _redacted(value: Any, secrets: List[str]) -> Any:
+    """``value`` (blocks: lists, dicts, strings) with every secret in its strings replaced."""
+    if isinstance(value, str):
+        return redact(value, secrets)
+    if isinstance(value, list):
+        return [_redacted(item, secrets) for item in value]
+    if isinstance(value, dict):
+        return {key: _redacted(item, secrets) for key, item in value.items()}
+    return value
 
 
 # ---------------------------------------------------------------------------------------------
@@ -373,17 +396,20 @@ class SlackNotifier(Notifier):
             ],
         )
 
-    def post(self, channel: str, text: str) -> Delivery:
+    def post(self, channel: str, text: str, blocks: Optional[List[Dict[str, Any]]] = None
+             ) -> Delivery:
         validate_channel(channel)
         if not isinstance(text, str) or not text.strip():
             raise ValidationError("a chat message must not be empty")
         # A token pasted into a cause would be posted for the whole channel to read.
         text = redact(text, self.settings.secrets())
+        layout = {} if blocks is None else {"blocks": _redacted(blocks, self.settings.secrets())}
         budget = _Budget(self.settings.max_wait, sleep=self.sleep)
         try:
             response = self._client(budget).chat_postMessage(
                 channel=channel,
                 text=text,
+                **layout,
                 mrkdwn=True,
                 # No automatic linking: "@channel" in an alert title stays text.
                 parse="none",
@@ -468,10 +494,11 @@ def _not_delivered(channel: str, text: str, error: BackendError, code: str) -> D
             "error": str(error), "code": code, "retryable": error.retryable}
 
 
-def deliver(chat: Notifier, channel: str, text: str) -> Dict[str, Any]:
+def deliver(chat: Notifier, channel: str, text: str,
+            layout: Optional[List[Dict[str, Any]]] = None) -> Dict[str, Any]:
     """Post and report; a failure is a result, not an exception."""
     try:
-        delivery = chat.post(channel, text)
+        delivery = _post(chat, channel, text, layout)
     except ChatError as exc:
         return _not_delivered(channel, text, exc, exc.code)
     except BackendError as exc:
@@ -490,21 +517,25 @@ def deliver(chat: Notifier, channel: str, text: str) -> Dict[str, Any]:
 def announce(config: Mapping[str, Any], datastore: Any, group: Any, kind: Optional[str] = None,
              cause: Optional[str] = None, node: Optional[str] = None,
              count: Optional[int] = None, dry_run: Optional[bool] = None,
-             channel: Optional[str] = None,
+             channel: Optional[str] = None, detail: Optional[str] = None,
+             url: Optional[str] = None,
              chat_factory: Callable[[SlackSettings], Notifier] = notifier) -> Dict[str, Any]:
-    """Tell the group's channel what happened. Never raises: a chat failure must not fail the
-    scaling workflow that reports through it."""
+    """Tell the group's channel what happened (see present/chat.py for the words: ``detail``
+    is a capacity change such as "2 → 4, max 5", ``url`` where the alert's issue is seen).
+    Never raises: a chat failure must not fail the scaling workflow that reports through
+    it."""
     try:
         settings = SlackSettings.from_config(config)
-        message = Message.create(group, kind, cause, node, count, dry_run)
+        message = Message.create(group, kind, cause, node, count, dry_run, detail, url)
         stored = "" if channel else group_channel(datastore, message.group)
         target = choose_channel(channel, stored, settings.default_channel)
         chat = chat_factory(settings)
         text = chat.format(message)
+        layout = chat.layout(message)
     except ValidationError as exc:
         error = BackendError(SYSTEM, OPERATION, "", str(exc))
         return _not_delivered(channel or "", "", error, "invalid")
     except Exception as exc:  # see deliver()
         error = BackendError(SYSTEM, OPERATION, "", "unexpected %s" % type(exc).__name__)
         return _not_delivered(channel or "", "", error, "unexpected")
-    return deliver(chat, target, text)
+    return deliver(chat, target, text, layout)

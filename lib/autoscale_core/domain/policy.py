@@ -80,6 +80,8 @@ class ScaleDecision:
     group: str
     action: str
     count: int
+    # The whole story, for the history: why, and what is done ("...: adding 2 nodes (2 → 4,
+    # max 5)").
     cause: str
     reason: str
     # Capacity (in service + being added) now, and what it will be once this is carried out.
@@ -88,10 +90,19 @@ class ScaleDecision:
     dry_run: bool = False
     # The stored alert is past alert_max_age: whoever acts on this should clear it.
     alert_expired: bool = False
+    # For chat, which says what is done itself: why alone ("critical alert ... open for 2
+    # min"), and the limit that bounds the change ("max 5", "normal size 2").
+    why: str = ""
+    limit: str = ""
 
     @property
     def acts(self) -> bool:
         return self.action != Action.NONE and self.count > 0
+
+    @property
+    def detail(self) -> str:
+        """'2 → 4, max 5': the capacity change of a decision that acts ("" otherwise)."""
+        return change_detail(self.current, self.target, self.limit) if self.acts else ""
 
     def as_dict(self) -> dict:
         return {
@@ -104,7 +115,14 @@ class ScaleDecision:
             "target": self.target,
             "dry_run": self.dry_run,
             "alert_expired": self.alert_expired,
+            "why": self.why or self.cause,
+            "detail": self.detail,
         }
+
+
+def change_detail(current: int, target: int, limit: str = "") -> str:
+    """'2 → 4, max 5'."""
+    return "%d → %d%s" % (current, target, ", " + limit if limit else "")
 
 
 def backoff_until(state: GroupState, settings: PolicySettings) -> float:
@@ -134,11 +152,6 @@ def alert_status(state: GroupState, now: float,
     return AlertLevel.NONE, False, alert.ended_at
 
 
-def _describe_alert(state: GroupState) -> str:
-    alert = state.alert
-    return describe_alert(alert.level, alert.issue_id, alert.title)
-
-
 def _unreadable(state: GroupState) -> str:
     """'alert record autoscale.asg.web.alert cannot be read (why)', for up to 3 records."""
     parts = []
@@ -161,20 +174,23 @@ def _evaluate(state: GroupState, now: float, settings: PolicySettings) -> ScaleD
     normal = cap.normal_size(group)
     level, expired, alert_ended = alert_status(state, now, settings)
 
-    def decision(action: str, count: int, reason: str, cause: str) -> ScaleDecision:
+    def decision(action: str, count: int, reason: str, cause: str, why: str = "",
+                 limit: str = "") -> ScaleDecision:
         delta = count if action in (Action.SCALE_OUT, Action.REPAIR) else -count
         return ScaleDecision(
             group=group.name, action=action, count=count, cause=cause, reason=reason,
             current=capacity, target=capacity + delta, alert_expired=expired,
+            why=why or cause, limit=limit,
         )
 
     def none(reason: str, cause: str) -> ScaleDecision:
         return decision(Action.NONE, 0, reason, cause)
 
+    alert = describe_alert(state.alert.level, state.alert.issue_id, state.alert.title)
     expired_note = ""
     if expired:
         expired_note = "%s expired (no update for %s); " % (
-            _describe_alert(state), duration(settings.alert_max_age))
+            alert, duration(settings.alert_max_age))
 
     if group.paused:
         return none(Reason.PAUSED, "%sgroup is paused: the governor leaves it alone"
@@ -196,10 +212,11 @@ def _evaluate(state: GroupState, now: float, settings: PolicySettings) -> ScaleD
         # A guessed record never blocks a repair: adding back up to the normal size is what
         # the group needs whatever the unreadable record says.
         held = "; %s: only repairs until it is fixed" % unreadable if unreadable else ""
+        why = "%s%s in service or starting, below the normal size of %d" % (
+            expired_note, nodes(capacity), normal)
         return decision(
             Action.REPAIR, missing, Reason.REPAIR,
-            "%s%s in service or starting, below the normal size of %d: adding %s%s"
-            % (expired_note, nodes(capacity), normal, nodes(missing), held),
+            "%s: adding %s%s" % (why, nodes(missing), held), why + held,
         )
 
     if unreadable:
@@ -209,7 +226,6 @@ def _evaluate(state: GroupState, now: float, settings: PolicySettings) -> ScaleD
                     "until it is fixed or deleted" % (expired_note, unreadable))
 
     if level != AlertLevel.NONE:
-        alert = _describe_alert(state)
         age = duration(now - state.alert.opened_at) if state.alert.opened_at else "a while"
         room = cap.room_below_max(group, capacity)
         if not room:
@@ -229,11 +245,13 @@ def _evaluate(state: GroupState, now: float, settings: PolicySettings) -> ScaleD
                            duration(group.scale_out_cooldown)))
         critical = level == AlertLevel.CRITICAL
         count = cap.clamp(group.expand_by if critical else settings.warning_step, room)
+        why = "%s open for %s" % (alert, age)
         return decision(
             Action.SCALE_OUT, count,
             Reason.ALERT_CRITICAL if critical else Reason.ALERT_WARNING,
-            "%s open for %s: adding %s (%d → %d, max %d)"
-            % (alert, age, nodes(count), capacity, capacity + count, group.max_size),
+            "%s: adding %s (%d → %d, max %d)"
+            % (why, nodes(count), capacity, capacity + count, group.max_size),
+            why, "max %d" % group.max_size,
         )
 
     if capacity <= normal:
@@ -252,17 +270,21 @@ def _evaluate(state: GroupState, now: float, settings: PolicySettings) -> ScaleD
                     "node in service is protected: nothing to remove"
                     % (expired_note, nodes(cap.above_normal(group, capacity)), normal))
 
-    def removing(wanted: int) -> Tuple[int, str]:
+    def removing(wanted: int) -> Tuple[int, str, str]:
+        """(count, '2 nodes (the others are protected)', '; the others are protected')."""
         count = cap.clamp(wanted, removable)
-        return count, nodes(count) + (" (the others are protected)" if count < wanted else "")
+        note = "the others are protected" if count < wanted else ""
+        return count, nodes(count) + (" (%s)" % note if note else ""), \
+            "; " + note if note else ""
 
     excess = cap.above_max(group, capacity)
     if excess:
-        count, text = removing(excess)
+        count, text, note = removing(excess)
+        why = "%s%s in service, above the maximum of %d" % (
+            expired_note, nodes(capacity), group.max_size)
         return decision(
-            Action.SCALE_IN, count, Reason.OVER_MAX,
-            "%s%s in service, above the maximum of %d: removing %s"
-            % (expired_note, nodes(capacity), group.max_size, text),
+            Action.SCALE_IN, count, Reason.OVER_MAX, "%s: removing %s" % (why, text),
+            why + note, "max %d" % group.max_size,
         )
     quiet_since = max(state.scaling.last_scale_in_at, state.scaling.last_scale_out_at,
                       alert_ended)
@@ -273,12 +295,13 @@ def _evaluate(state: GroupState, now: float, settings: PolicySettings) -> ScaleD
                     % (expired_note, nodes(cap.above_normal(group, capacity)), normal,
                        duration(group.scale_in_cooldown - waited),
                        duration(group.scale_in_cooldown)))
-    count, text = removing(min(group.deflate_by, cap.above_normal(group, capacity)))
-    calm = "no alert for %s" % duration(waited) if quiet_since else "no alert"
+    count, text, note = removing(min(group.deflate_by, cap.above_normal(group, capacity)))
+    why = expired_note + ("no alert for %s" % duration(waited) if quiet_since else "no alert")
     return decision(
         Action.SCALE_IN, count, Reason.RECOVERED,
-        "%s%s: removing %s (%d → %d, normal size %d)"
-        % (expired_note, calm, text, capacity, capacity - count, normal),
+        "%s: removing %s (%d → %d, normal size %d)"
+        % (why, text, capacity, capacity - count, normal),
+        why + note, "normal size %d" % normal,
     )
 
 
@@ -317,17 +340,19 @@ def decide(groups: Mapping[str, GroupState], now: float,
         dry_run = groups[want.group].group.dry_run
         grant = cap.clamp(want.count, room)
         if grant == 0:
+            cause = "%s; but all groups together are at the global cap of %s" % (
+                want.cause, nodes(settings.global_max_nodes))
             wants[want.group] = replace(
                 want, action=Action.NONE, count=0, target=want.current, reason=Reason.GLOBAL_CAP,
-                cause="%s; but all groups together are at the global cap of %s"
-                % (want.cause, nodes(settings.global_max_nodes)),
+                cause=cause, why=cause, limit="",
             )
             continue
         if grant < want.count:
+            capped = "; only %d allowed by the global cap of %s" % (
+                grant, nodes(settings.global_max_nodes))
             wants[want.group] = replace(
-                want, count=grant, target=want.current + grant,
-                cause="%s; only %d allowed by the global cap of %s"
-                % (want.cause, grant, nodes(settings.global_max_nodes)),
+                want, count=grant, target=want.current + grant, cause=want.cause + capped,
+                why=want.why + capped,
             )
         # A dry run creates nothing, so it takes no room from groups that do act.
         if not dry_run:

@@ -3,6 +3,7 @@ policy's causes, the services' and the chat layer's, so each reads the same ever
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 # An issue id longer than this is shown by its first ISSUE_ID_SHORT characters (a UUID's
@@ -46,8 +47,8 @@ def state_label(state: str) -> str:
 
 def describe_issue(issue_id: str, title: str) -> str:
     """"'High error rate' (issue 7d1e8f0a)", or "issue 7d1e8f0a" without a title."""
-    return ("%r (issue %s)" % (title, issue_id)) if title \
-        else "issue %s" % issue_id
+    return ("%r (issue %s)" % (title, short_id(issue_id))) if title \
+        else "issue %s" % short_id(issue_id)
 
 
 def describe_alert(level: str, issue_id: str, title: str) -> str:
@@ -56,5 +57,16 @@ def describe_alert(level: str, issue_id: str, title: str) -> str:
     if title:
         text += " %r" % title
     if issue_id:
-        text += " (issue %s)" % issue_id
+        text += " (issue %s)" % short_id(issue_id)
     return text
+
+
+# A link's address as chat may show it: http(s), one word, none of the characters Slack's
+# markup gives a meaning to (see present/chat.py).
+_URL_RE = re.compile(r"https?://[^\s<>|\x00-\x1f\x7f]{1,2000}")
+
+
+def clean_url(value: Any) -> str:
+    """``value`` when it is an http(s) address a chat line may link to, else "" (a link is
+    decoration: an odd one is dropped, never a reason to refuse what carries it)."""
+    return value if isinstance(value, str) and _URL_RE.fullmatch(value) else ""

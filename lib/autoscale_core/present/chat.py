@@ -1,9 +1,17 @@
-"""Chat wording: every decision and every step, told to the group's channel.
+"""Chat wording: every decision and every step, told to the group's channel, one line per event.
 
 A message is built by a pure function from structured input (the group, the kind of event, a
-node, a count and the cause), so every workflow and sensor words things the same way::
+node, a count, the capacity change and the cause), so every workflow and sensor words things
+the same way, and says each thing once::
 
-    :arrow_up: *web*: adding 2 nodes — critical alert 'High error rate' open for 2 min
+    :arrow_up: *web*: adding 2 nodes (2 → 4, max 5) — critical alert 'Errors' open for 2 min
+
+The kind says what happened ("adding 2 nodes"), ``detail`` the capacity change, the cause
+why; for the kinds whose cause is itself the whole sentence (an alert opened or closed, an
+orphan), the kind's own words stand only when there is no cause. Issue ids are
+shortened (domain/words.py); with a ``url`` the issue's mention links to it. For Slack,
+``blocks`` lays a decision out as a section with fields (the nodes before → after, the
+limit) under the same line.
 
 The chat backend (notify.py) posts it; this module knows nothing of how.
 """
@@ -12,10 +20,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from ..domain.names import validate_group_name, validate_node_name
-from ..domain.words import nodes
+from ..domain.words import clean_url, nodes
 from ..errors import ValidationError
 from .hints import delete_group_hint, resume_hint
 
@@ -48,31 +56,44 @@ class Kind:
     INFO = "info"
 
 
-# kind: (emoji, what happened — {nodes} is "2 nodes", {node} the node's name in code
-# style —, the dry-run wording or None when the kind has none, needs count, needs node).
+class _Format(NamedTuple):
+    emoji: str
+    # What happened: {nodes} is "2 nodes", {node} the node's name in code style.
+    what: str
+    # The dry-run wording, or None when the kind has none.
+    dry_what: Optional[str] = None
+    needs_count: bool = False
+    needs_node: bool = False
+    # The cause is the whole sentence: the kind's words only when there is no cause.
+    told_by_cause: bool = False
+
+
 _FORMATS = {
-    Kind.SCALE_OUT: (":arrow_up:", "adding {nodes}", "would add {nodes}", True, False),
-    Kind.SCALE_IN: (":arrow_down:", "removing {nodes}", "would remove {nodes}", True, False),
-    Kind.REPAIR: (":wrench:", "adding {nodes} to get back to its normal size",
-                  "would add {nodes} to get back to its normal size", True, False),
-    Kind.BACKOFF: (":no_entry:", "not adding nodes for now", None, False, False),
-    Kind.NODE_ADDED: (":white_check_mark:", "node {node} is in service", None, False, True),
-    Kind.NODE_REMOVED: (":heavy_minus_sign:", "node {node} is removed", None, False, True),
-    Kind.NODE_FAILED: (":x:", "node {node} failed", None, False, True),
-    Kind.ORPHAN: (":ghost:", "VM {node} belongs to no node record", None, False, True),
-    Kind.ALERT_OPENED: (":rotating_light:", "alert opened", None, False, False),
-    Kind.ALERT_ACKNOWLEDGED: (":eyes:", "alert acknowledged", None, False, False),
-    Kind.ALERT_CLOSED: (":large_green_circle:", "alert closed", None, False, False),
-    Kind.ALERT_EXPIRED: (":hourglass:", "alert expired", None, False, False),
-    Kind.GROUP_CREATED: (":new:", "group created", None, False, False),
-    Kind.GROUP_DELETED: (":wastebasket:", "group deleted", None, False, False),
-    Kind.PAUSED: (":double_vertical_bar:", "paused: no scaling until resumed", None,
-                  False, False),
-    Kind.RESUMED: (":arrow_forward:", "resumed", None, False, False),
-    Kind.ERROR: (":x:", "failed", None, False, False),
-    Kind.INFO: (":information_source:", "", None, False, False),
+    Kind.SCALE_OUT: _Format(":arrow_up:", "adding {nodes}", "would add {nodes}", True),
+    Kind.SCALE_IN: _Format(":arrow_down:", "removing {nodes}", "would remove {nodes}", True),
+    Kind.REPAIR: _Format(":wrench:", "adding {nodes}", "would add {nodes}", True),
+    Kind.BACKOFF: _Format(":no_entry:", "not adding nodes for now"),
+    Kind.NODE_ADDED: _Format(":white_check_mark:", "node {node} is in service",
+                             needs_node=True),
+    Kind.NODE_REMOVED: _Format(":heavy_minus_sign:", "node {node} is removed", needs_node=True),
+    Kind.NODE_FAILED: _Format(":x:", "node {node} failed", needs_node=True),
+    Kind.ORPHAN: _Format(":ghost:", "VM {node} belongs to no node record", needs_node=True,
+                         told_by_cause=True),
+    Kind.ALERT_OPENED: _Format(":rotating_light:", "alert opened", told_by_cause=True),
+    Kind.ALERT_ACKNOWLEDGED: _Format(":eyes:", "alert acknowledged", told_by_cause=True),
+    Kind.ALERT_CLOSED: _Format(":large_green_circle:", "alert closed", told_by_cause=True),
+    Kind.ALERT_EXPIRED: _Format(":hourglass:", "alert expired", told_by_cause=True),
+    Kind.GROUP_CREATED: _Format(":new:", "group created"),
+    Kind.GROUP_DELETED: _Format(":wastebasket:", "group deleted"),
+    Kind.PAUSED: _Format(":double_vertical_bar:", "paused: no scaling until resumed"),
+    Kind.RESUMED: _Format(":arrow_forward:", "resumed"),
+    Kind.ERROR: _Format(":x:", "failed"),
+    Kind.INFO: _Format(":information_source:", "", told_by_cause=True),
 }
 KINDS = tuple(_FORMATS)
+
+# What may stand between the parentheses after what happened: "2 → 4, max 5".
+DETAIL_MAX = 80
 
 
 @dataclass(frozen=True)
@@ -85,13 +106,17 @@ class Message:
     node: str = ""
     count: int = 0
     dry_run: bool = False
+    # The capacity change, "2 → 4, max 5" (shown in parentheses after what happened).
+    detail: str = ""
+    # Where the alert's issue can be seen: its mention in the cause links there.
+    url: str = ""
 
     def __post_init__(self) -> None:
         validate_group_name(self.group)
         if self.kind not in _FORMATS:
             raise ValidationError("message kind %r is not one of %s"
                                   % (self.kind, ", ".join(KINDS)))
-        _, _, _, needs_count, needs_node = _FORMATS[self.kind]
+        needs_count, needs_node = _FORMATS[self.kind].needs_count, _FORMATS[self.kind].needs_node
         if isinstance(self.count, bool) or not isinstance(self.count, int) or self.count < 0:
             raise ValidationError("message count must be a whole number of nodes, not %r"
                                   % (self.count,))
@@ -106,14 +131,24 @@ class Message:
             raise ValidationError("message cause must be a string, not %r" % (self.cause,))
         if self.kind == Kind.INFO and not self.cause.strip():
             raise ValidationError("an info message needs a cause: it is the message's text")
+        if not isinstance(self.detail, str) or len(self.detail) > DETAIL_MAX or \
+                _CONTROL_RE.search(self.detail):
+            raise ValidationError("message detail must be one short line, such as '2 → 4, "
+                                  "max 5'")
+        if not isinstance(self.url, str):
+            raise ValidationError("message url must be a string, not %r" % (self.url,))
 
     @classmethod
     def create(cls, group: Any, kind: Optional[str] = None, cause: Optional[str] = None,
                node: Optional[str] = None, count: Optional[int] = None,
-               dry_run: Optional[bool] = None) -> Message:
-        """From action parameters, where st2 passes None for every unset one."""
+               dry_run: Optional[bool] = None, detail: Optional[str] = None,
+               url: Optional[str] = None) -> Message:
+        """From action parameters, where st2 passes None for every unset one. An address
+        that is not a plain http(s) URL is dropped: a link is decoration, never a reason to
+        lose the message."""
         return cls(group=group, kind=kind or Kind.INFO, cause=cause or "", node=node or "",
-                   count=0 if count is None else count, dry_run=bool(dry_run))
+                   count=0 if count is None else count, dry_run=bool(dry_run),
+                   detail=detail or "", url=clean_url(url))
 
 
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -133,27 +168,75 @@ def clean_cause(cause: str) -> str:
     return cause
 
 
-def format_message(message: Message) -> str:
-    """The message as Slack mrkdwn. Pure: the same input always reads the same.
+# The last mention of an issue in a cause ("issue 7d1e8f0a"): a title, which comes first,
+# cannot take the link from the real one.
+_ISSUE_RE = re.compile(r"(.*)\bissue ([^\s;:,()]+)", re.S)
 
-    The group and node are validated DNS labels; the cause is anyone's text (New Relic alert
-    titles are user-edited), so it is escaped.
-    """
-    emoji, what, dry_what, _, _ = _FORMATS[message.kind]
-    if message.dry_run and dry_what:
-        what = "_dry run:_ " + dry_what
-    elif message.dry_run:
-        what = "_dry run:_ " + what if what else "_dry run_"
-    if message.node and "{node}" not in what:
+
+def _what(message: Message) -> str:
+    form = _FORMATS[message.kind]
+    what = form.what
+    if form.told_by_cause and message.cause.strip():
+        what = ""
+    if message.dry_run:
+        what = "_dry run:_ " + (form.dry_what or what) if (form.dry_what or what) \
+            else "_dry run_"
+    if message.node and "{node}" not in what and not form.told_by_cause:
         what = (what + " " if what else "") + "(node {node})"
     what = what.format(nodes=nodes(message.count), node="`%s`" % message.node)
     if message.kind == Kind.GROUP_CREATED and message.count:
         what += " with " + nodes(message.count)
+    if message.kind == Kind.GROUP_DELETED and message.count:
+        what += ", %s removed" % nodes(message.count)
+    return what
+
+
+def _cause(message: Message) -> str:
+    """The cause escaped, its issue's mention linked when there is a url."""
     cause = escape(clean_cause(message.cause))
-    text = "%s *%s*" % (emoji, message.group)
+    url = escape(clean_url(message.url))
+    if not url:
+        return cause
+    found = _ISSUE_RE.match(cause)
+    if found is None:
+        return "%s (<%s|issue>)" % (cause, url) if cause else "<%s|issue>" % url
+    start, end = found.start(2) - len("issue "), found.end(2)
+    return "%s<%s|%s>%s" % (cause[:start], url, cause[start:end], cause[end:])
+
+
+def _line(message: Message, detail: bool) -> str:
+    form = _FORMATS[message.kind]
+    what = _what(message)
+    if detail and message.detail and what:
+        what += " (%s)" % escape(message.detail)
+    cause = _cause(message)
+    text = "%s *%s*" % (form.emoji, message.group)
     if what and cause:
         return "%s: %s — %s" % (text, what, cause)
     return "%s: %s" % (text, what or cause)
+
+
+def format_message(message: Message) -> str:
+    """The message as one line of Slack mrkdwn. Pure: the same input always reads the same.
+
+    The group and node are validated DNS labels; the cause is anyone's text (alert titles are
+    user-edited), so it is escaped; the only link is the one built here from ``url``.
+    """
+    return _line(message, detail=True)
+
+
+def blocks(message: Message) -> Optional[List[Dict[str, Any]]]:
+    """Slack blocks for a message with a capacity change: the line (without the numbers) and
+    the numbers as fields, nodes before → after and the limit; None for any other message (its
+    one line is all there is)."""
+    if not message.detail:
+        return None
+    change, _, limit = message.detail.partition(", ")
+    fields = [{"type": "mrkdwn", "text": "*Nodes*\n%s" % escape(change)}]
+    if limit:
+        fields.append({"type": "mrkdwn", "text": "*Limit*\n%s" % escape(limit)})
+    return [{"type": "section", "text": {"type": "mrkdwn", "text": _line(message, detail=False)},
+             "fields": fields}]
 
 
 def unreadable_announcement(group: str, problems: Sequence[Tuple[str, str]],

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, List, Mapping
 
 from ..domain.model import NodeState
-from ..domain.words import duration, nodes, state_label
+from ..domain.words import duration, nodes, short_id, state_label
 from .hints import create_hint
 
 
@@ -38,7 +38,7 @@ def status_text(status: Mapping[str, Any], now: float) -> str:
         if alert["title"]:
             text += " %r" % alert["title"]
         if alert["issue_id"]:
-            text += " (issue %s)" % alert["issue_id"]
+            text += " (issue %s)" % short_id(alert["issue_id"])
         if alert["opened_at"]:
             text += ", open for %s" % duration(now - alert["opened_at"])
         others = len(alert.get("issues") or {}) - 1
@@ -84,8 +84,10 @@ def status_text(status: Mapping[str, Any], now: float) -> str:
     if decision["action"] == "none":
         lines.append("governor: nothing to do — %s" % decision["cause"])
     else:
-        lines.append("governor: %s %s — %s" % (
-            decision["action"].replace("_", "-"), nodes(decision["count"]), decision["cause"]))
+        # What it would do with its numbers, then why, once.
+        lines.append("governor: %s %s (%s)%s — %s" % (
+            decision["action"].replace("_", "-"), nodes(decision["count"]), decision["detail"],
+            ", dry run: nothing done" if decision["dry_run"] else "", decision["why"]))
 
     if status["history"]:
         lines.append("last events:")

@@ -19,42 +19,17 @@ from __future__ import annotations
 import functools
 import logging
 import traceback
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Tuple
 
-from ..config import store_settings
+from ..config import secret_values, store_settings
 from ..errors import RecordError, Refusal, ValidationError, redact
 from ..present.hints import explain
 from ..store import Store
 
 LOG = logging.getLogger(__name__)
 
-# Every ``secret: true`` key of config.schema.yaml (a test keeps the two equal).
-SECRET_KEYS: Tuple[Tuple[str, str], ...] = (
-    ("openstack", "password"),
-    ("openstack", "application_credential_secret"),
-    ("chef", "client_key"),
-    ("chef", "validation_key"),
-    ("dns", "tsig_secret"),
-    ("slack", "token"),
-    ("webhook", "token"),
-    ("webhook", "password"),
-)
-
 # An error longer than this is cut: it goes into chat and a node record.
 MAX_ERROR = 400
-
-
-def secret_values(config: Optional[Mapping[str, Any]]) -> List[str]:
-    """The values of the config's secret keys (and each line of a multi-line one, such as a
-    PEM key, so that a message quoting part of it is masked too)."""
-    found: List[str] = []
-    for section, key in SECRET_KEYS:
-        part = config.get(section) if isinstance(config, Mapping) else None
-        value = part.get(key) if isinstance(part, Mapping) else None
-        if isinstance(value, str) and value:
-            found.append(value)
-            found.extend(line.strip() for line in value.splitlines() if len(line.strip()) >= 8)
-    return sorted(set(found), key=len, reverse=True)
 
 
 def one_line(text: Any, secrets: Iterable[str] = (), limit: int = MAX_ERROR) -> str:

@@ -278,8 +278,9 @@ class Governor:
             cause = "the %s dispatched %s ago had no effect; dispatching it again: %s" % (
                 decision.action.replace("_", "-"), duration(now - previous.at), cause)
         if decision.dry_run:
-            self._say(state, _ANNOUNCE_KINDS[decision.action], cause, count=decision.count,
-                      dry_run=True)
+            # Chat says "would add 2 nodes (2 → 4, max 5)" itself: the why alone after it.
+            self._say(state, _ANNOUNCE_KINDS[decision.action], decision.why,
+                      count=decision.count, dry_run=True, detail=decision.detail)
         else:
             payload = {
                 "asg": name,
@@ -313,14 +314,14 @@ class Governor:
         report.dispatched.append(Dispatched(trigger, payload))
 
     def _say(self, state: Optional[GroupState], kind: str, cause: str, group: str = "",
-             node: str = "", count: int = 0, dry_run: bool = False) -> None:
+             node: str = "", count: int = 0, dry_run: bool = False, detail: str = "") -> None:
         """Tell the group's channel. Never raises: chat is not worth a governor step."""
         group = state.group.name if state is not None else group
         channel = (state.group.chat_channel if state is not None else "") or None
         try:
             result = self.announce(self.config, self.service, group, kind, cause,
                                    node=node or None, count=count or None, dry_run=dry_run,
-                                   channel=channel)
+                                   channel=channel, detail=detail or None)
         except Exception as exc:  # an announcer that raises (slack_sdk failing to import)
             self.log.warning("autoscale governor: %s: %s not announced: %s: %s", group, kind,
                              type(exc).__name__, exc)

@@ -16,6 +16,7 @@ from ..domain import policy
 from ..domain.fields import bool_field, int_field
 from ..domain.model import GroupState, NodeState
 from ..domain.names import validate_group_name
+from ..domain.policy import change_detail
 from ..domain.settings import PolicySettings
 from ..domain.words import nodes
 from ..errors import ValidationError
@@ -32,13 +33,23 @@ class Plan:
     direction: str
     requested: int
     count: int
+    # The whole story, for the history ("adding 2 nodes (2 → 4, max 5)").
     cause: str
     # Capacity (in service + being added) now, and once the plan is carried out.
     current: int
     target: int
+    # For chat, which says what is done itself: what else there is to say ("requested 3, max
+    # 5 allows 1"; "" when nothing), and the limit that bounds the change ("max 5").
+    why: str = ""
+    limit: str = ""
+
+    @property
+    def detail(self) -> str:
+        """'2 → 4, max 5' when the plan changes something."""
+        return change_detail(self.current, self.target, self.limit) if self.count > 0 else ""
 
     def as_dict(self) -> Dict[str, Any]:
-        return asdict(self)
+        return dict(asdict(self), detail=self.detail)
 
 
 def plan(state: GroupState, others: Iterable[GroupState], direction: str,
@@ -75,20 +86,23 @@ def plan(state: GroupState, others: Iterable[GroupState], direction: str,
         if by_cap < requested:
             limits.append("the global cap of %s (%d in all groups) allows %d"
                           % (nodes(settings.global_max_nodes), total, by_cap))
+        why = ""
         if not limits:
             cause = "adding %s (%d → %d, max %d)" % (
                 nodes(granted), capacity, capacity + granted, group.max_size)
         else:
-            cause = "requested %d, %s (%s)" % (requested, " and ".join(limits), where)
+            why = "requested %d, %s" % (requested, " and ".join(limits))
+            cause = "%s (%s)" % (why, where)
             if granted == 0:
                 cause += "; nothing to add"
-        return Plan(OUT, requested, granted, cause, capacity, capacity + granted)
+        return Plan(OUT, requested, granted, cause, capacity, capacity + granted, why,
+                    "max %d" % group.max_size)
 
     # Like the governor: no scale-in while nodes are being added. Removing one would pull it
     # from under its own asg_add_node, whose undo then counts as a failed addition.
     if adding:
-        return Plan(IN, requested, 0, "%s being added; deflate once they are in service"
-                    % nodes(adding), capacity, capacity)
+        cause = "%s being added; deflate once they are in service" % nodes(adding)
+        return Plan(IN, requested, 0, cause, capacity, capacity, cause)
     normal = cap.normal_size(group)
     failed = sum(1 for node in state.nodes.values()
                  if node.state == NodeState.FAILED and not node.protected)
@@ -110,13 +124,17 @@ def plan(state: GroupState, others: Iterable[GroupState], direction: str,
     if granted == requested:
         cause = "removing %s (%d → %d, normal size %d)%s" % (
             nodes(granted), capacity, capacity - shrink, normal, note)
+        why = ", ".join(notes)
     elif granted == 0:
         cause = "requested %d, but the group is at its normal size of %d (%s)%s; nothing to " \
                 "remove" % (requested, normal, where, note)
+        why = cause
     else:
         cause = "requested %d, normal size %d allows %d (%s)%s" % (
             requested, normal, granted, where, note)
-    return Plan(IN, requested, granted, cause, capacity, capacity - shrink)
+        why = "requested %d, normal size %d allows %d%s" % (requested, normal, granted, note)
+    return Plan(IN, requested, granted, cause, capacity, capacity - shrink, why,
+                "normal size %d" % normal)
 
 
 _GOVERNED_ACTIONS = {OUT: (policy.Action.SCALE_OUT, policy.Action.REPAIR),
@@ -135,7 +153,9 @@ def plan_change(store: Store, asg: Any, direction: Any, count: Optional[int] = N
     cap), whatever the trigger asked for when it was dispatched; nothing when the policy no
     longer wants that direction.
 
-    When nodes are to change, the change is claimed before this returns: for "out" a
+    The result is the plan's (``cause`` for the history; ``why`` and ``detail`` for chat,
+    which says what is done itself), and when nodes are to change, the change is claimed
+    before this returns: for "out" a
     provisioning record is reserved for each node (``nodes``: their names, which
     ``asg_add_node`` takes over) and the scale-out is recorded (starting the cooldown); for
     "in" the scale-in is recorded. The next plan of the group, manual or governed, sees both.
@@ -164,9 +184,12 @@ def plan_change(store: Store, asg: Any, direction: Any, count: Optional[int] = N
             why = "the policy now wants %s, not this: %s" % (
                 decision.action.replace("_", " "), decision.cause)
         result = Plan(direction, decision.count, granted, why, decision.current,
-                      decision.target if granted else decision.current).as_dict()
+                      decision.target if granted else decision.current,
+                      decision.why if granted else why, decision.limit).as_dict()
     else:
         result = plan(state, others, direction, count, settings).as_dict()
+        # Said by hand: the operator's words first.
+        result["why"] = "; ".join(part for part in (origin, result["why"]) if part)
     result.update(group=asg, governed=governed, reason=reason, nodes=[], recorded=False)
     if result["count"] <= 0:
         return result
