@@ -8,4 +8,4 @@ class AsgActivity(Action):
     @reports_failure
     def run(self, asg, kind, cause="", node=None, count=None, ok=True):
         return perform(self.action_service, self.config, nodes.activity,
-                                 asg, kind, cause=cause, node=node, count=count, ok=ok)
+                       asg, kind, cause=cause, node=node, count=count, ok=ok)

@@ -8,4 +8,4 @@ class AsgAlertRecord(Action):
     @reports_failure
     def run(self, asg, state, severity, issue_id, title=""):
         return perform(self.action_service, self.config, alerts.record_alert,
-                                 asg, state, severity, issue_id, title=title, config=self.config)
+                       asg, state, severity, issue_id, title=title, config=self.config)

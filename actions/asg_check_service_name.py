@@ -10,7 +10,7 @@ class AsgCheckServiceName(Action):
     @reports_failure
     def run(self, name, domain, dns_zone=None):
         ok, where = perform(self.action_service, self.config, groups.service_name,
-                                      name, domain, dns_zone=dns_zone, config=self.config)
+                            name, domain, dns_zone=dns_zone, config=self.config)
         if not ok:
             return False, where
         try:

@@ -8,4 +8,4 @@ class AsgForget(Action):
     @reports_failure
     def run(self, name, force=False):
         return perform(self.action_service, self.config, groups.forget,
-                                 name, force=force)
+                       name, force=force)

@@ -8,4 +8,4 @@ class AsgList(Action):
     @reports_failure
     def run(self):
         return perform(self.action_service, self.config, groups.list_groups,
-                                 config=self.config)
+                       config=self.config)

@@ -8,4 +8,4 @@ class AsgPause(Action):
     @reports_failure
     def run(self, asg):
         return perform(self.action_service, self.config, groups.set_paused,
-                                 asg, True)
+                       asg, True)

@@ -8,5 +8,5 @@ class AsgPlan(Action):
     @reports_failure
     def run(self, asg, direction, count=None, cause="", governed=False):
         return perform(self.action_service, self.config, planning.plan_change,
-                                 asg, direction, count=count, config=self.config, cause=cause,
-                                 governed=governed)
+                       asg, direction, count=count, config=self.config, cause=cause,
+                       governed=governed)

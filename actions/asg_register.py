@@ -8,4 +8,4 @@ class AsgRegister(Action):
     @reports_failure
     def run(self, name, domain, **settings):
         return perform(self.action_service, self.config, groups.register,
-                                 name, domain, config=self.config, **settings)
+                       name, domain, config=self.config, **settings)

@@ -8,4 +8,4 @@ class AsgStatus(Action):
     @reports_failure
     def run(self, asg):
         return perform(self.action_service, self.config, groups.status,
-                                 asg, config=self.config)
+                       asg, config=self.config)

@@ -8,4 +8,4 @@ class NodeAdopt(Action):
     @reports_failure
     def run(self, asg, node, server_id, cause=""):
         return perform(self.action_service, self.config, nodes.node_adopt, asg,
-                                 node, server_id, cause=cause)
+                       node, server_id, cause=cause)

@@ -8,4 +8,4 @@ class NodeForget(Action):
     @reports_failure
     def run(self, asg, node):
         return perform(self.action_service, self.config, nodes.node_forget,
-                                 asg, node)
+                       asg, node)

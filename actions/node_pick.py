@@ -8,4 +8,4 @@ class NodePick(Action):
     @reports_failure
     def run(self, asg, node=None, force=False):
         return perform(self.action_service, self.config, nodes.node_pick,
-                                 asg, node=node, force=force)
+                       asg, node=node, force=force)

@@ -8,4 +8,4 @@ class NodeStart(Action):
     @reports_failure
     def run(self, asg, node=None):
         return perform(self.action_service, self.config, nodes.node_start, asg,
-                                 node=node)
+                       node=node)

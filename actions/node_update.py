@@ -8,5 +8,5 @@ class NodeUpdate(Action):
     @reports_failure
     def run(self, asg, node, state, server_id=None, address=None, cause=None):
         return perform(self.action_service, self.config, nodes.node_update,
-                                 asg, node, state, server_id=server_id, address=address,
-                                 cause=cause)
+                       asg, node, state, server_id=server_id, address=address,
+                       cause=cause)

@@ -532,6 +532,17 @@ def test_plan_out_respects_the_global_cap_over_every_node_of_every_group():
                                                    "nothing to add")
 
 
+def test_plan_out_counts_unreadable_node_records_toward_the_global_cap_as_the_policy_does():
+    """Capacity is domain/capacity.py's for manual and governed plans alike: a node record
+    that cannot be read may well have a VM, so it takes room under the global cap."""
+    web = state_of(nodes=nodes_in("web", 2), max_size=10)
+    api = state_of("api", nodes=nodes_in("api", 3), max_size=10)
+    api.unreadable = {"autoscale.asg.api.node.api-00000%d" % i: "not JSON" for i in (7, 8)}
+    result = plan(web, [api], "out", 4, PolicySettings(global_max_nodes=9))
+    assert (result.count, result.target) == (2, 4)
+    assert "the global cap of 9 nodes (7 in all groups) allows 2" in result.cause
+
+
 def test_plan_out_at_max_is_zero_with_a_cause():
     result = plan(state_of(nodes=nodes_in("web", 4), max_size=4), [], "out", None)
     assert (result.count, result.target) == (0, 4)
@@ -768,10 +779,16 @@ def test_add_then_remove_a_node_as_the_workflows_do(pack):
 
 def test_store_settings_come_from_the_governor_config():
     store = store_for(Datastore().service("autoscale", "X"),
-                                config(governor={"datastore_page_size": 50, "history_ttl": 60}))
+                      config(governor={"datastore_page_size": 50, "history_ttl": 60}))
     assert (store.page_size, store.history_ttl) == (50, 60)
     with pytest.raises(ValidationError, match="governor.datastore_page_size"):
         store_for(None, {"governor": {"datastore_page_size": "x"}})
+    # Parsed like every governor key (config.py), as the governor sensor reads them: a 0 is
+    # refused by name, not silently taken for the default.
+    for key in ("datastore_page_size", "history_ttl"):
+        with pytest.raises(ValidationError, match="config key governor.%s must be a whole "
+                                                  "number of at least 1, not 0" % key):
+            store_for(None, {"governor": {key: 0}})
 
 
 def test_an_unexpected_failure_is_still_a_sentence_for_the_workflow():
