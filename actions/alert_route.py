@@ -1,10 +1,10 @@
 from st2common.runners.base_action import Action
 
-from autoscale_core import lifecycle, st2_webhook
-from autoscale_core.failure import reports_failure
+from autoscale_core import st2_webhook
+from autoscale_core.services.action import perform, reports_failure
 
 
 class AlertRoute(Action):
     @reports_failure
     def run(self, body):
-        return lifecycle.perform(self.action_service, self.config, st2_webhook.route_body, body)
+        return perform(self.action_service, self.config, st2_webhook.route_body, body)

@@ -1,17 +1,16 @@
 from st2common.runners.base_action import Action
 
-from autoscale_core import lifecycle
-from autoscale_core.backend import BackendError
 from autoscale_core.dns import DnsSettings, NotOwnedError, registry
-from autoscale_core.failure import reports_failure
-from autoscale_core.model import ValidationError
+from autoscale_core.errors import BackendError, ValidationError
+from autoscale_core.services import groups
+from autoscale_core.services.action import perform, reports_failure
 
 
 class AsgCheckServiceName(Action):
     @reports_failure
     def run(self, name, domain, dns_zone=None):
-        ok, where = lifecycle.perform(self.action_service, self.config, lifecycle.service_name,
-                                      name, domain, dns_zone=dns_zone, config=self.config)
+        ok, where = perform(self.action_service, self.config, groups.service_name,
+                            name, domain, dns_zone=dns_zone, config=self.config)
         if not ok:
             return False, where
         try:

@@ -1,11 +1,11 @@
 from st2common.runners.base_action import Action
 
-from autoscale_core import lifecycle
-from autoscale_core.failure import reports_failure
+from autoscale_core.services import groups
+from autoscale_core.services.action import perform, reports_failure
 
 
 class AsgPause(Action):
     @reports_failure
     def run(self, asg):
-        return lifecycle.perform(self.action_service, self.config, lifecycle.set_paused,
-                                 asg, True)
+        return perform(self.action_service, self.config, groups.set_paused,
+                       asg, True)

@@ -1,11 +1,11 @@
 from st2common.runners.base_action import Action
 
-from autoscale_core import lifecycle
-from autoscale_core.failure import reports_failure
+from autoscale_core.services import nodes
+from autoscale_core.services.action import perform, reports_failure
 
 
 class NodeForget(Action):
     @reports_failure
     def run(self, asg, node):
-        return lifecycle.perform(self.action_service, self.config, lifecycle.node_forget,
-                                 asg, node)
+        return perform(self.action_service, self.config, nodes.node_forget,
+                       asg, node)

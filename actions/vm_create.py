@@ -1,6 +1,5 @@
 from st2common.runners.base_action import Action
 
-from autoscale_core.backend import BackendError
 from autoscale_core.compute import (
     SSH_KEY_DATASTORE_NAME,
     ComputeSettings,
@@ -10,8 +9,8 @@ from autoscale_core.compute import (
     ssh_public_keys,
 )
 from autoscale_core.configuration import ChefSettings, cloud_config
-from autoscale_core.failure import reports_failure
-from autoscale_core.model import ValidationError
+from autoscale_core.errors import BackendError, ValidationError
+from autoscale_core.services.action import reports_failure
 
 
 class VmCreate(Action):

@@ -1,9 +1,8 @@
 from st2common.runners.base_action import Action
 
-from autoscale_core.backend import BackendError
 from autoscale_core.compute import ComputeSettings, NovaCompute, remove_servers
-from autoscale_core.failure import reports_failure
-from autoscale_core.model import ValidationError
+from autoscale_core.errors import BackendError, ValidationError
+from autoscale_core.services.action import reports_failure
 
 
 class VmDestroy(Action):

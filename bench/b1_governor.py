@@ -13,7 +13,7 @@ NOW = 1_700_000_000.0
 
 
 def _governor():
-    from autoscale_core.governor import Governor
+    from autoscale_core.services.governor import Governor
     from autoscale_core.store import Store
     from st2harness import Datastore, PackLoader
     from st2harness.services import SensorService
@@ -28,7 +28,7 @@ def _governor():
 
 
 def _seed(store, count: int, nodes: int) -> None:
-    from autoscale_core.model import Group, Node, NodeState
+    from autoscale_core.domain.model import Group, Node, NodeState
 
     for index in range(count):
         name = "g%04d" % index

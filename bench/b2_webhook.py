@@ -60,7 +60,7 @@ def _bodies(count: int, prefix: str) -> List[bytes]:
 
 
 def _groups() -> Dict[str, Any]:
-    from autoscale_core.model import Group
+    from autoscale_core.domain.model import Group
 
     return {"web": Group.create(name="web", domain="example.test", min_size=2, max_size=5)}
 

@@ -102,7 +102,7 @@ class Pipeline:
         return self.run("autoscale.asg_create", name=name, domain=ZONE, **parameters)
 
     def in_service(self, name: str) -> List[str]:
-        from autoscale_core.model import NodeState
+        from autoscale_core.domain.model import NodeState
 
         state = self.store.load_group(name)
         nodes = {} if state is None else state.nodes

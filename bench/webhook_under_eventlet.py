@@ -19,7 +19,7 @@ from bench.common import LIB  # noqa: E402,F401  (puts lib/ on sys.path)
 
 
 def main() -> int:
-    from autoscale_core.model import Group
+    from autoscale_core.domain.model import Group
     from autoscale_core.webhook import WebhookSettings, build_server
 
     if len(sys.argv) > 2:

@@ -39,7 +39,7 @@ _LIB = os.path.join(ROOT, "lib")
 if _LIB not in sys.path:
     sys.path.insert(0, _LIB)
 
-from autoscale_core.model import NodeState  # noqa: E402
+from autoscale_core.domain.model import NodeState  # noqa: E402
 from autoscale_core.store import Store  # noqa: E402
 from st2harness import Datastore, PackLoader  # noqa: E402
 from st2harness.aliases import (  # noqa: E402
@@ -53,6 +53,7 @@ from st2harness.aliases import (  # noqa: E402
 from st2harness.reactor import Reactor  # noqa: E402
 from st2harness.workflows import WorkflowRunner  # noqa: E402
 
+from .fake_slack import readable  # noqa: E402
 from .net import LOOPBACK, free_port  # noqa: E402
 from .traffic import Load  # noqa: E402
 from .world import World  # noqa: E402
@@ -124,7 +125,7 @@ class Demo:
         self.print("%s  == %s" % (self.clock(), title))
 
     def chat(self, who: str, text: str, channel: str = CHANNEL) -> None:
-        text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+        text = readable(text)
         self.print("%s  %-11s %s: %s" % (self.clock(), channel, who, text))
 
     def check(self, name: str, ok: bool, detail: str) -> bool:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import email
 import json
+import re
 import threading
 import time
 from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional
@@ -36,6 +37,17 @@ from urllib.parse import parse_qs
 from .http_fake import FakeService, Request, Response
 
 TEXT_MAX = 40000
+
+
+# A link in Slack's markup, <address|label>: Slack shows the label.
+_LINK_RE = re.compile(r"<([^<>|]+)\|([^<>]*)>")
+
+
+def readable(text: str) -> str:
+    """A message's mrkdwn as a person reads it: a link as its label, entities as the
+    characters they stand for."""
+    text = _LINK_RE.sub(lambda match: match.group(2), text)
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 class Posted(NamedTuple):
@@ -127,9 +139,7 @@ class FakeSlack(FakeService):
         """What a person in the channels would read, one line per message."""
         lines = []
         for message in self.messages:
-            text = (message.text.replace("&lt;", "<").replace("&gt;", ">")
-                    .replace("&amp;", "&"))
-            lines.append("#%-14s %s" % (message.channel_name, text))
+            lines.append("#%-14s %s" % (message.channel_name, readable(message.text)))
         return "\n".join(lines)
 
     # -- protocol -----------------------------------------------------------------------------

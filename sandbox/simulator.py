@@ -7,12 +7,13 @@ Run it on a timeline file (JSON, or CSV of events)::
 It prints every decision that acts and every change of the governor's reason, with the time
 and the policy's own cause, then a summary; with ``--out`` it draws a PNG (matplotlib).
 
-What is real and what is simulated: the decision is ``autoscale_core.policy.decide``, alert
-deliveries go through ``autoscale_core.alert_state.apply``, scale-in victims are chosen by
-``autoscale_core.lifecycle.choose_victim`` and nodes move through ``Node.advance``. Simulated:
-the clock (a governor tick every ``--step`` seconds), nodes booting (``boot_time`` seconds from
-the scale-out to in service), nodes leaving (``drain_time`` seconds from draining to gone) and
-what the workflows do with a decision, the way they do it:
+What is real and what is simulated: the decision is ``autoscale_core.domain.policy.decide``,
+alert deliveries go through ``autoscale_core.domain.alert_state.apply``, scale-in victims are
+chosen by ``autoscale_core.domain.victims.choose_victim`` and nodes move through
+``Node.advance``. Simulated: the clock (a governor tick every ``--step`` seconds), nodes
+booting (``boot_time`` seconds from the scale-out to in service), nodes leaving
+(``drain_time`` seconds from draining to gone) and what the workflows do with a decision,
+the way they do it:
 
 * scale_out / repair: ``count`` new provisioning nodes, ``last_scale_out_at`` = now;
 * scale_in: victims chosen among the nodes in service, draining, ``last_scale_in_at`` = now;
@@ -65,17 +66,20 @@ _LIB = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
 if _LIB not in sys.path:
     sys.path.insert(0, _LIB)
 
-from autoscale_core import alert_state, lifecycle, policy  # noqa: E402
-from autoscale_core.model import (  # noqa: E402
+from autoscale_core.config import policy_settings  # noqa: E402
+from autoscale_core.domain import alert_state, policy  # noqa: E402
+from autoscale_core.domain.model import (  # noqa: E402
     AlertLevel,
     AlertState,
     Group,
     GroupState,
     Node,
     NodeState,
-    ValidationError,
 )
-from autoscale_core.settings import PolicySettings  # noqa: E402
+from autoscale_core.domain.settings import PolicySettings  # noqa: E402
+from autoscale_core.domain.victims import choose_victim  # noqa: E402
+from autoscale_core.domain.words import duration  # noqa: E402
+from autoscale_core.errors import ValidationError  # noqa: E402
 
 GROUP_NAME = "sim"
 GROUP_DOMAIN = "sim.example"
@@ -237,7 +241,7 @@ def build(raw: Any, source: str = "timeline", wheres: Optional[Sequence[str]] = 
     if not isinstance(settings_raw, dict):
         raise TimelineError("%s: field 'settings' must be an object" % source)
     try:
-        settings = PolicySettings.from_config({"governor": {
+        settings = policy_settings({"governor": {
             k: v for k, v in settings_raw.items() if k != "interval"}})
     except ValidationError as exc:
         raise TimelineError("%s: field 'settings': %s" % (source, exc)) from None
@@ -398,7 +402,7 @@ class Result:
         return ("summary: %s simulated; peak %d nodes (%d in service); %.1f node-hours "
                 "(%.1f in service); at max %s; %d scale-out(s), %d scale-in(s), %d repair(s)"
                 % (clock(self.until), s["peak_capacity"], s["peak_in_service"], s["node_hours"],
-                   s["in_service_hours"], policy.duration(s["time_at_max"]), s["scale_outs"],
+                   s["in_service_hours"], duration(s["time_at_max"]), s["scale_outs"],
                    s["scale_ins"], s["repairs"]))
 
 
@@ -538,7 +542,7 @@ class _Sim:
                 serving = GroupState(group=self.state.group, nodes={
                     n.name: n for n in self.state.nodes.values()
                     if n.state == NodeState.IN_SERVICE})
-                victim = lifecycle.choose_victim(serving)
+                victim = choose_victim(serving)
                 if victim is None:
                     break
                 self._replace_node(victim.advance(NodeState.DRAINING, now, "scale-in"))
@@ -554,7 +558,7 @@ class _Sim:
                                           title=alert.title,
                                           ended_at=last_heard + self.t.settings.alert_max_age)
             self.say(now, "alert", "alert expired: no update for %s"
-                     % policy.duration(self.t.settings.alert_max_age))
+                     % duration(self.t.settings.alert_max_age))
         if decision.acts and not decision.dry_run:
             self.carry_out(decision, now)
         elif self.last_key != (decision.action, decision.reason):
@@ -706,8 +710,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         until = parse_time(args.until, "--until") if args.until else None
         _print("%s: group min %d, max %d, normal %d; boot %s, drain %s"
                % (timeline.name, timeline.group.min_size, timeline.group.max_size,
-                  timeline.group.desired, policy.duration(timeline.boot_time),
-                  policy.duration(timeline.drain_time)))
+                  timeline.group.desired, duration(timeline.boot_time),
+                  duration(timeline.drain_time)))
         result = simulate(timeline, args.step, until, echo=True)
     except TimelineError as exc:
         print("error: %s" % exc, file=sys.stderr)

@@ -13,7 +13,7 @@ sensor does not see config changes: after editing /opt/stackstorm/configs/autosc
 
 from st2reactor.sensor.base import PollingSensor
 
-from autoscale_core.governor import Governor
+from autoscale_core.services.governor import Governor
 
 
 class GovernorSensor(PollingSensor):

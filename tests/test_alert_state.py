@@ -1,12 +1,13 @@
-"""A group's alert state under New Relic deliveries (autoscale_core.alert_state), pure and
+"""A group's alert state under New Relic deliveries (autoscale_core.domain.alert_state), pure and
 through the asg_alert_record action."""
 
 import pytest
 from test_lifecycle import Pack
 
-from autoscale_core import alert_state
-from autoscale_core.alert_state import Delivery, apply
-from autoscale_core.model import AlertLevel, AlertState, ValidationError
+from autoscale_core.domain import alert_state
+from autoscale_core.domain.alert_state import Delivery, apply
+from autoscale_core.domain.model import AlertLevel, AlertState
+from autoscale_core.errors import ValidationError
 
 NOW = 1_700_000_000.0
 
@@ -127,8 +128,8 @@ def test_the_action_records_state_history_and_says_whether_to_scale_now():
 def test_the_action_refuses_an_unknown_group_and_changes_nothing():
     pack = Pack()
     before = pack.datastore.keys()
-    assert "no group named db" in pack.refused("asg_alert_record", asg="db", state="open",
-                                               severity="critical", issue_id="1")
+    assert "no autoscaling group named 'db'" in pack.refused(
+        "asg_alert_record", asg="db", state="open", severity="critical", issue_id="1")
     # st2 refuses a value outside the declared enum before the action runs.
     done = pack.run("asg_alert_record", asg="web", state="open", severity="fatal",
                     issue_id="1")

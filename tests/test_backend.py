@@ -2,7 +2,7 @@
 
 import pytest
 
-from autoscale_core.backend import BackendError, redact, retry
+from autoscale_core.errors import BackendError, redact, retry
 
 
 def test_error_names_system_operation_and_object():

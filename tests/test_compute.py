@@ -13,7 +13,6 @@ import requests
 import yaml
 from conftest import ROOT
 
-from autoscale_core.backend import BackendError
 from autoscale_core.compute import (
     ComputeSettings,
     NovaCompute,
@@ -22,7 +21,7 @@ from autoscale_core.compute import (
     build_user_data,
     ssh_public_keys,
 )
-from autoscale_core.model import ValidationError
+from autoscale_core.errors import BackendError, ValidationError
 from sandbox.fake_openstack import FakeOpenStack
 from st2harness import Datastore, PackLoader
 from st2harness.loader import LoadedAction

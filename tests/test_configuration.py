@@ -19,7 +19,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from waiting import returns
 
-from autoscale_core.backend import BackendError
 from autoscale_core.configuration import (
     ChefServer,
     ChefSettings,
@@ -32,7 +31,7 @@ from autoscale_core.configuration import (
     sign_request,
     validate_since,
 )
-from autoscale_core.model import ValidationError
+from autoscale_core.errors import BackendError, ValidationError
 from sandbox.fake_chef import FakeChefServer, server_canonical_path
 from sandbox.net import free_port
 from st2harness import Datastore, PackLoader

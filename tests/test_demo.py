@@ -28,7 +28,13 @@ def test_the_demo_passes_every_check_and_leaves_nothing():
     # The chat transcript: the operator's commands, the bot's answers, the pack's messages.
     assert "#autoscale  operator: !asg create name=web" in out
     assert "#autoscale  stackstorm: Group *web* is ready" in out
-    assert "#autoscale  autoscale: " in out and "alert opened" in out
+    assert "#autoscale  autoscale: :rotating_light: *web*: critical alert 'Checkout error rate " \
+        "above 5%' (issue 7d1e8f0a) opened" in out
+    # One line per event, the cause once, the issue id short (issue 13).
+    (scale_out,) = [line for line in out.splitlines() if "adding 2 nodes" in line]
+    assert scale_out.endswith("autoscale: :arrow_up: *web*: adding 2 nodes (2 → 4, max 5) — "
+                              "critical alert 'Checkout error rate above 5%' (issue 7d1e8f0a) "
+                              "open for 0 s")
     assert "#autoscale  stackstorm: Group *web* is deleted" in out
     assert "0 VMs / 0 web processes / 0 DNS records / 0 HAProxy servers" in out
 

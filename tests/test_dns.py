@@ -17,7 +17,6 @@ import yaml
 from conftest import ROOT
 from waiting import returns
 
-from autoscale_core.backend import BackendError
 from autoscale_core.dns import (
     DnsRegistry,
     DnsSettings,
@@ -30,7 +29,7 @@ from autoscale_core.dns import (
     record_name,
     registry,
 )
-from autoscale_core.model import ValidationError
+from autoscale_core.errors import BackendError, ValidationError
 from sandbox.bind import DIR_PREFIX, BindError, BindServer
 from sandbox.net import LOOPBACK
 from st2harness import Datastore, PackLoader

@@ -20,7 +20,7 @@ import pytest
 from conftest import ROOT
 from waiting import wait_until
 
-from autoscale_core.model import NodeState
+from autoscale_core.domain.model import NodeState
 from autoscale_core.store import Store
 from sandbox.net import LOOPBACK, free_port
 from sandbox.world import World
@@ -203,7 +203,10 @@ def test_alert_to_scale_out_to_recovery_to_scale_in(pipeline):
     assert len([s for s in inventory.servers if not s["deleting"]]) == 1
     assert set(inventory.haproxy["web"]) == set(in_service(env))
     transcript = env.world.slack.transcript()
-    assert "alert opened" in transcript and "alert closed" in transcript
+    assert ":rotating_light: *web*: critical alert 'Checkout error rate above 5%' (issue " \
+        "e2e-1) opened" in transcript
+    assert ":large_green_circle: *web*: alert 'Checkout error rate above 5%' (issue e2e-1) " \
+        "closed" in transcript
 
 
 def test_a_warning_waits_for_the_governor_and_an_unroutable_alert_dispatches_nothing(pipeline):
@@ -296,7 +299,7 @@ def test_an_alert_for_a_group_deleted_meanwhile_fails_with_the_reason(pipeline):
     (executed,) = env.reactor.dispatch("autoscale.alert", payload)
     match, result = executed
     assert match.rule == "autoscale.alert_received" and result.status == "failed"
-    assert "no group named ghost" in result.output["error"]
+    assert "no autoscaling group named 'ghost'" in result.output["error"]
     assert env.datastore.keys() == ["ssh_pub_key"]
 
 

@@ -11,7 +11,8 @@ import os
 import yaml
 from conftest import ROOT
 
-from autoscale_core.failure import SECRET_KEYS, reports_failure, secret_values
+from autoscale_core.config import SECRET_KEYS, secret_values
+from autoscale_core.services.action import reports_failure
 from st2harness import Datastore, PackLoader
 
 PEM = ("-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAv1pM0Q2ZrN8wTvsecretline\n"

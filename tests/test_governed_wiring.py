@@ -23,7 +23,7 @@ import types
 import pytest
 from conftest import ROOT
 
-from autoscale_core.model import NodeState
+from autoscale_core.domain.model import NodeState
 from autoscale_core.store import Store
 from sandbox.world import World
 from st2harness import Datastore, PackLoader

@@ -8,28 +8,22 @@ import logging
 import pytest
 from conftest import ROOT
 
-from autoscale_core import policy
 from autoscale_core.compute import ComputeSettings, NovaCompute, ServerSpec
-from autoscale_core.governor import (
+from autoscale_core.config import GovernorSettings
+from autoscale_core.domain import policy
+from autoscale_core.domain.model import AlertState, Group, Node, NodeState, ScalingState
+from autoscale_core.domain.settings import PolicySettings
+from autoscale_core.errors import ValidationError
+from autoscale_core.present.chat import Kind
+from autoscale_core.services.governor import Governor
+from autoscale_core.services.tick import (
     ALERT_EXPIRED,
     DECISION,
     NODE_STUCK,
     ORPHAN,
     ORPHAN_TRIGGER,
     STUCK_TRIGGER,
-    Governor,
-    GovernorSettings,
 )
-from autoscale_core.model import (
-    AlertState,
-    Group,
-    Node,
-    NodeState,
-    ScalingState,
-    ValidationError,
-)
-from autoscale_core.notify import Kind
-from autoscale_core.settings import PolicySettings
 from autoscale_core.store import HISTORY_PREFIX, Store, alert_key, node_key
 from sandbox.fake_openstack import FakeOpenStack
 from sandbox.fake_slack import FakeSlack
@@ -58,9 +52,9 @@ class Recorder:
         self.calls = []
 
     def __call__(self, config, datastore, group, kind=None, cause=None, node=None, count=None,
-                 dry_run=None, channel=None):
+                 dry_run=None, channel=None, detail=None, url=None):
         self.calls.append(dict(group=group, kind=kind, cause=cause, node=node, count=count,
-                               dry_run=dry_run))
+                               dry_run=dry_run, detail=detail))
         return {"delivered": True}
 
     def kinds(self):
@@ -403,7 +397,11 @@ def test_dry_run_is_recorded_and_announced_never_dispatched(slack):
     assert [e.cause for e in events(store, "web")] == [decision.cause]
     assert decision.cause.startswith("dry run, nothing done: ")
     (text,) = slack.texts("#autoscale")
-    assert text.startswith(":wrench: *web*: _dry run:_ would add 2 nodes to get back")
+    # One line: what would be done with its numbers, then why, once.
+    assert text == (":wrench: *web*: _dry run:_ would add 2 nodes (0 → 2) — 0 nodes in service "
+                    "or starting, below the normal size of 2")
+    (section,) = slack.messages[0].params["blocks"]
+    assert section["fields"] == [{"type": "mrkdwn", "text": "*Nodes*\n0 → 2"}]
 
     assert governor.tick(NOW + 30).recorded == [] and len(slack.texts()) == 1
     # Like a real dispatch with no effect, it is said again after dispatch_timeout.

@@ -75,7 +75,7 @@ SCRIPT = textwrap.dedent(r"""
         sys.exit(0)
 
     # Four groups, each wanting something different, written with the sensor's own library.
-    from autoscale_core.model import AlertState, Group, Node, NodeState  # noqa: E402
+    from autoscale_core.domain.model import AlertState, Group, Node, NodeState  # noqa: E402
     from autoscale_core.store import Store  # noqa: E402
 
     store = Store(service)
@@ -166,9 +166,3 @@ def test_a_chat_library_that_does_not_import_costs_the_chat_lines_only(tmp_path)
     assert [line for line in result["logged"]
             if line.startswith("autoscale governor: try: repair not announced: TypeError")]
 
-
-def test_the_governors_message_kinds_are_notifys():
-    from autoscale_core import governor, notify
-
-    kinds = [value for name, value in vars(governor.Kind).items() if not name.startswith("_")]
-    assert kinds and set(kinds) <= set(notify.KINDS)

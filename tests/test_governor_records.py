@@ -21,8 +21,8 @@ from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
 from test_governor import NOW, critical, seed, trigger_types, world
 
-from autoscale_core.governor import Governor
-from autoscale_core.model import AlertState, Event, Group, Node, NodeState, ScalingState
+from autoscale_core.domain.model import AlertState, Event, Group, Node, NodeState, ScalingState
+from autoscale_core.services.governor import Governor
 from autoscale_core.store import HISTORY_PREFIX, alert_key, node_key, scaling_key
 from st2harness import Datastore
 from st2harness.services import SensorService
@@ -38,7 +38,7 @@ class Chat:
         self.calls = []
 
     def __call__(self, config, datastore, group, kind=None, cause=None, node=None, count=None,
-                 dry_run=None, channel=None):
+                 dry_run=None, channel=None, detail=None, url=None):
         self.calls.append(dict(group=group, kind=kind, cause=cause, channel=channel))
         return {"delivered": True}
 

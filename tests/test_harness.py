@@ -81,7 +81,7 @@ def test_ttl_expiry_and_secrets():
 
 ACTION = """
     from st2common.runners.base_action import Action
-    from autoscale_core.model import validate_group_name
+    from autoscale_core.domain.names import validate_group_name
 
 
     class CheckName(Action):
@@ -101,7 +101,7 @@ ACTION_META = """
 
 SENSOR = """
     from st2reactor.sensor.base import PollingSensor
-    from autoscale_core.model import validate_group_name
+    from autoscale_core.domain.names import validate_group_name
 
 
     class Probe(PollingSensor):
@@ -163,7 +163,7 @@ def test_sensor_sees_the_library_through_its_own_folder(mini_pack):
 def test_sensor_cannot_import_from_actions_lib(mini_pack):
     """The mistake the harness exists to catch: the library only under actions/lib works for
     actions, and fails for sensors exactly as it would on a stock st2.conf."""
-    import autoscale_core.model  # noqa: F401  (already loaded by the test must not help)
+    import autoscale_core.domain.names  # noqa: F401  (already loaded by the test must not help)
 
     pack = mini_pack(with_sensor_link=False)
     write(pack / "sensors" / "probe.py", SENSOR)
@@ -179,7 +179,7 @@ def test_sensor_cannot_import_from_actions_lib(mini_pack):
 def test_sensor_cannot_reach_into_the_pack_folder(mini_pack):
     pack = mini_pack()
     write(pack / "sensors" / "probe.py", SENSOR.replace(
-        "from autoscale_core.model", "from lib.autoscale_core.model"))
+        "from autoscale_core.domain.names", "from lib.autoscale_core.domain.names"))
     write(pack / "sensors" / "probe.yaml", SENSOR_META)
     # Even when the test runs from inside the pack folder, as a developer might.
     cwd = os.getcwd()
@@ -197,21 +197,21 @@ def test_action_cannot_import_sensor_code(mini_pack):
     pack = mini_pack()
     write(pack / "sensors" / "shared_thing.py", "VALUE = 1\n")
     write(pack / "actions" / "check_name.py", ACTION.replace(
-        "from autoscale_core.model",
-        "from shared_thing import VALUE\n    from autoscale_core.model"))
+        "from autoscale_core.domain.names",
+        "from shared_thing import VALUE\n    from autoscale_core.domain.names"))
     write(pack / "actions" / "check_name.yaml", ACTION_META)
     with pytest.raises(ModuleNotFoundError, match="shared_thing"):
         PackLoader(str(pack)).action("check_name")
 
 
 def test_loading_leaves_the_test_process_module_table_alone(mini_pack):
-    import autoscale_core.model as ours
+    import autoscale_core.domain.names as ours
 
     pack = mini_pack()
     write(pack / "actions" / "check_name.py", ACTION)
     write(pack / "actions" / "check_name.yaml", ACTION_META)
     action = PackLoader(str(pack)).action("check_name")
-    assert sys.modules["autoscale_core.model"] is ours
+    assert sys.modules["autoscale_core.domain.names"] is ours
     loaded = sys.modules[action.cls.__module__] if action.cls.__module__ in sys.modules else None
     assert loaded is None or not str(getattr(loaded, "__file__", "")).startswith(str(pack))
 
@@ -223,12 +223,12 @@ def test_loading_leaves_the_test_process_module_table_alone(mini_pack):
     ([], [], False),                 # nothing of the pack
 ])
 def test_the_real_pack_ships_the_library_on_both_paths(tmp_path, front, back, works):
-    probe = write(tmp_path / "probe.py", "import autoscale_core.policy\n")
+    probe = write(tmp_path / "probe.py", "import autoscale_core.domain.policy\n")
     run = lambda: exec_entry_point(  # noqa: E731
         str(probe), [os.path.join(ROOT, p) for p in front],
         [os.path.join(ROOT, p) for p in back])
     if works:
-        assert run().autoscale_core.policy.decide
+        assert run().autoscale_core.domain.policy.decide
     else:
         with pytest.raises(ModuleNotFoundError):
             run()

@@ -19,7 +19,7 @@ import pytest
 from conftest import ROOT
 from waiting import returns
 
-from autoscale_core.backend import BackendError
+from autoscale_core.errors import BackendError, ValidationError
 from autoscale_core.lb import (
     HAProxyRuntime,
     HAProxySettings,
@@ -28,7 +28,6 @@ from autoscale_core.lb import (
     parse_runtime_api,
     validate_address,
 )
-from autoscale_core.model import ValidationError
 from sandbox.haproxy import HAProxy
 from sandbox.webnode import WebNode
 from st2harness import Datastore, PackLoader

@@ -1,6 +1,6 @@
-"""Group and node bookkeeping: the pure helpers of autoscale_core.lifecycle, and every action
-over it run through the harness with st2's import paths, sharing one datastore as the steps of
-a workflow do."""
+"""Group and node bookkeeping: the pure helpers (domain.names, domain.victims, the planning
+and status services' pure parts), and every action over the services run through the harness
+with st2's import paths, sharing one datastore as the steps of a workflow do."""
 
 import copy
 import os
@@ -12,8 +12,7 @@ import pytest
 import yaml
 from conftest import ROOT
 
-from autoscale_core import lifecycle
-from autoscale_core.model import (
+from autoscale_core.domain.model import (
     AlertState,
     Event,
     Group,
@@ -21,9 +20,16 @@ from autoscale_core.model import (
     Node,
     NodeState,
     ScalingState,
-    ValidationError,
 )
-from autoscale_core.settings import PolicySettings
+from autoscale_core.domain.names import new_node_name
+from autoscale_core.domain.settings import PolicySettings
+from autoscale_core.domain.victims import choose_victim
+from autoscale_core.errors import Refusal, ValidationError
+from autoscale_core.services.action import perform, store_for
+from autoscale_core.services.common import group_dict, node_dict
+from autoscale_core.services.groups import describe
+from autoscale_core.services.nodes import node_forget, node_start
+from autoscale_core.services.planning import plan
 from autoscale_core.store import Store
 from st2harness import Datastore, PackLoader
 
@@ -111,7 +117,7 @@ def test_every_action_loads_with_st2_paths_and_is_thin():
         assert action.meta["runner_type"] == "python-script"
         with open(os.path.join(ROOT, "actions", name + ".py"), encoding="utf-8") as handle:
             code = handle.read()
-        assert "lifecycle.perform(" in code and len(code.splitlines()) <= 12, name
+        assert "perform(" in code and len(code.splitlines()) <= 12, name
 
 
 # -- asg_register ------------------------------------------------------------------------------
@@ -129,7 +135,7 @@ def test_register_fills_in_config_defaults_and_maps_min_max(pack):
     assert spec["dns_zone"] == "example.com" and spec["lb_backend"] == "web"
     assert spec["expand_by"] == 2 and spec["paused"] is False
     stored = pack.store.load_group("web").group
-    assert lifecycle.group_dict(stored) == spec
+    assert group_dict(stored) == spec
 
 
 def test_register_takes_the_schema_defaults_when_the_config_sets_none():
@@ -270,17 +276,17 @@ def test_fifty_parallel_node_starts_lose_nothing(pack):
 
 def test_new_node_name_avoids_taken_names_and_retries():
     tokens = iter(["aaaaaa", "aaaaaa", "bbbbbb"])
-    assert lifecycle.new_node_name("web", {"web-aaaaaa"}, lambda: next(tokens)) == "web-bbbbbb"
-    assert re.fullmatch(r"web-[0-9a-f]{6}", lifecycle.new_node_name("web", []))
-    with pytest.raises(lifecycle.LifecycleError, match="could not find a free node name"):
-        lifecycle.new_node_name("web", {"web-aaaaaa"}, lambda: "aaaaaa")
+    assert new_node_name("web", {"web-aaaaaa"}, lambda: next(tokens)) == "web-bbbbbb"
+    assert re.fullmatch(r"web-[0-9a-f]{6}", new_node_name("web", []))
+    with pytest.raises(Refusal, match="could not find a free node name"):
+        new_node_name("web", {"web-aaaaaa"}, lambda: "aaaaaa")
     with pytest.raises(ValidationError):
-        lifecycle.new_node_name("Web", [])
+        new_node_name("Web", [])
 
 
 def racing_store(pack, method, after):
     """node_start's Store, where another start writes web-aaaaaa right after ``method``."""
-    store = lifecycle.store_for(pack.datastore.service("autoscale", "NodeStart"), config())
+    store = store_for(pack.datastore.service("autoscale", "NodeStart"), config())
     real = getattr(store.datastore, method)
 
     def racing(*args, **kwargs):
@@ -303,7 +309,7 @@ def test_node_start_gives_way_to_a_parallel_start_of_the_same_name(pack, method,
     pack.group("web")
     store = racing_store(pack, method, after)
     tokens = iter(["aaaaaa", "cccccc"])
-    result = lifecycle.node_start(store, "web", now=NOW, token=lambda: next(tokens))
+    result = node_start(store, "web", now=NOW, token=lambda: next(tokens))
     assert result["node"] == "web-cccccc"
     nodes = pack.store.load_group("web").nodes
     assert sorted(nodes) == ["web-aaaaaa", "web-cccccc"]
@@ -326,7 +332,7 @@ def test_node_update_walks_the_lifecycle_changing_only_what_is_given(pack):
     up = pack.ok("node_update", asg="web", node=node, state="draining", cause="deflated\nby hand")
     assert up["cause"] == "deflated by hand"
     stored = pack.store.load_group("web").nodes[node]
-    assert lifecycle.node_dict(stored) == up
+    assert node_dict(stored) == up
 
 
 def test_node_update_refusals_change_nothing(pack):
@@ -387,14 +393,14 @@ def test_choose_victim_order():
     order = []
     state = state_of(nodes=nodes)
     while True:
-        victim = lifecycle.choose_victim(state)
+        victim = choose_victim(state)
         if victim is None:
             break
         order.append(victim.name)
         del state.nodes[victim.name]
     # Failed first, then being added, then the newest in service; never protected or leaving.
     assert order == ["web-bad", "web-boot", "web-new", "web-old"]
-    assert lifecycle.choose_victim(state_of()) is None
+    assert choose_victim(state_of()) is None
 
 
 def test_node_pick_chooses_and_returns_what_removal_needs(pack):
@@ -503,12 +509,12 @@ def nodes_in(prefix, count, state=IN_SERVICE, start=0):
 def test_plan_out_is_clamped_to_max_size_counting_nodes_being_added():
     state = state_of(nodes=nodes_in("web", 3) + nodes_in("web", 1, NodeState.PROVISIONING, 10),
                      max_size=6, expand_by=3)
-    result = lifecycle.plan(state, [], "out", 5)
+    result = plan(state, [], "out", 5)
     assert (result.count, result.current, result.target) == (2, 4, 6)
     assert result.cause == "requested 5, max 6 allows 2 (4 in service or being added)"
-    default = lifecycle.plan(state, [], "out", None)
+    default = plan(state, [], "out", None)
     assert (default.requested, default.count) == (3, 2)
-    roomy = lifecycle.plan(state_of(nodes=nodes_in("web", 1), max_size=6), [], "out", None)
+    roomy = plan(state_of(nodes=nodes_in("web", 1), max_size=6), [], "out", None)
     assert roomy.count == 2 and roomy.cause == "adding 2 nodes (1 → 3, max 6)"
 
 
@@ -518,17 +524,28 @@ def test_plan_out_respects_the_global_cap_over_every_node_of_every_group():
     api = state_of("api", nodes=nodes_in("api", 3) + nodes_in("api", 2, NodeState.FAILED, 10),
                    max_size=10)
     settings = PolicySettings(global_max_nodes=9)
-    result = lifecycle.plan(web, [api, web], "out", 4, settings)
+    result = plan(web, [api, web], "out", 4, settings)
     assert (result.count, result.target) == (2, 4)
     assert result.cause == ("requested 4, the global cap of 9 nodes (7 in all groups) allows 2 "
                             "(2 in service or being added)")
-    full = lifecycle.plan(web, [api], "out", 4, PolicySettings(global_max_nodes=7))
+    full = plan(web, [api], "out", 4, PolicySettings(global_max_nodes=7))
     assert full.count == 0 and full.cause.endswith("allows 0 (2 in service or being added); "
                                                    "nothing to add")
 
 
+def test_plan_out_counts_unreadable_node_records_toward_the_global_cap_as_the_policy_does():
+    """Capacity is domain/capacity.py's for manual and governed plans alike: a node record
+    that cannot be read may well have a VM, so it takes room under the global cap."""
+    web = state_of(nodes=nodes_in("web", 2), max_size=10)
+    api = state_of("api", nodes=nodes_in("api", 3), max_size=10)
+    api.unreadable = {"autoscale.asg.api.node.api-00000%d" % i: "not JSON" for i in (7, 8)}
+    result = plan(web, [api], "out", 4, PolicySettings(global_max_nodes=9))
+    assert (result.count, result.target) == (2, 4)
+    assert "the global cap of 9 nodes (7 in all groups) allows 2" in result.cause
+
+
 def test_plan_out_at_max_is_zero_with_a_cause():
-    result = lifecycle.plan(state_of(nodes=nodes_in("web", 4), max_size=4), [], "out", None)
+    result = plan(state_of(nodes=nodes_in("web", 4), max_size=4), [], "out", None)
     assert (result.count, result.target) == (0, 4)
     assert result.cause == ("requested 2, max 4 allows 0 (4 in service or being added); "
                             "nothing to add")
@@ -536,11 +553,11 @@ def test_plan_out_at_max_is_zero_with_a_cause():
 
 def test_plan_in_never_goes_below_the_normal_size():
     state = state_of(nodes=nodes_in("web", 5), min_size=2, desired=3, deflate_by=1)
-    assert lifecycle.plan(state, [], "in", None).count == 1
-    result = lifecycle.plan(state, [], "in", 4)
+    assert plan(state, [], "in", None).count == 1
+    result = plan(state, [], "in", 4)
     assert (result.count, result.current, result.target) == (2, 5, 3)
     assert result.cause == "requested 4, normal size 3 allows 2 (5 in service or being added)"
-    at_normal = lifecycle.plan(state_of(nodes=nodes_in("web", 3), min_size=2, desired=3),
+    at_normal = plan(state_of(nodes=nodes_in("web", 3), min_size=2, desired=3),
                                [], "in", 1)
     assert at_normal.count == 0 and "at its normal size of 3" in at_normal.cause
 
@@ -550,20 +567,20 @@ def test_plan_in_removes_failed_nodes_first_and_never_counts_protected_ones():
              + [("web-pro001", IN_SERVICE, 1.0, True)])
     state = state_of(nodes=nodes, min_size=1, desired=2)
     # capacity 4 (3 + the protected one), normal 2: 2 may go, plus the failed one.
-    result = lifecycle.plan(state, [], "in", 5)
+    result = plan(state, [], "in", 5)
     assert (result.count, result.current, result.target) == (3, 4, 2)
     assert "the failed node first" in result.cause
     all_protected = state_of(nodes=[("web-p1", IN_SERVICE, 1.0, True),
                                     ("web-p2", IN_SERVICE, 2.0, True)], min_size=1)
-    result = lifecycle.plan(all_protected, [], "in", 1)
+    result = plan(all_protected, [], "in", 1)
     assert result.count == 0 and "2 nodes protected" in result.cause
 
 
 def test_plan_refuses_bad_direction_and_count():
     with pytest.raises(ValidationError, match="direction"):
-        lifecycle.plan(state_of(), [], "up", 1)
+        plan(state_of(), [], "up", 1)
     with pytest.raises(ValidationError, match="count must be at least 1"):
-        lifecycle.plan(state_of(), [], "out", 0)
+        plan(state_of(), [], "out", 0)
 
 
 def test_asg_plan_action_reads_every_group_in_one_listing():
@@ -604,8 +621,8 @@ def test_status_text_names_nodes_states_ages_and_causes(pack):
     pack.node("web", "web-aaaaaa", IN_SERVICE, now - 7500, address="10.0.0.5")
     pack.node("web", "web-bbbbbb", NodeState.FAILED, now - 300,
               cause="could not boot the VM: Nova: No valid host was found")
-    pack.store.save_alert("web", AlertState("critical", "7d1e8f0a", "High error rate",
-                                            False, now - 120, now - 60))
+    pack.store.save_alert("web", AlertState("critical", "7d1e8f0a-3c52-4b8e-9a61-2f4d5c6b7e80",
+                                            "High error rate", False, now - 120, now - 60))
     pack.store.save_scaling("web", ScalingState(last_scale_out_at=now - 60,
                                                 consecutive_failures=1, last_failure_at=now - 300,
                                                 last_failure_cause="Nova: No valid host was found"))
@@ -620,8 +637,10 @@ def test_status_text_names_nodes_states_ages_and_causes(pack):
     assert "scale-out in 4 min" in text
     assert "1 node addition failed in a row (last: Nova: No valid host was found)" in text
     # The governor's view: 1 in service, below the normal size of 2.
-    assert "governor: repair 1 node — 1 node in service or starting, below the normal size" \
-        in text
+    # What it would do with its numbers, then why, once; the issue id shortened.
+    assert "governor: repair 1 node (1 → 2) — 1 node in service or starting, below the " \
+        "normal size of 2\n" in text
+    assert "3c52" not in text
     assert "event 6" in text and "event 2" in text and "event 1" not in text
     assert [e["cause"] for e in status["history"]] == ["event %d" % i for i in range(2, 7)]
     assert status["in_service"] == 1 and status["failed"] == 1
@@ -639,7 +658,7 @@ def test_status_pure_helper_shows_backoff_expiry_and_flags():
     state.alert = AlertState("warning", "", "", False, NOW - 7 * 3600, NOW - 7 * 3600)
     state.scaling = ScalingState(consecutive_failures=3, last_failure_at=NOW - 60,
                                  last_failure_cause="boom")
-    result = lifecycle.describe(state, [], [], NOW, PolicySettings())
+    result = describe(state, [], [], NOW, PolicySettings())
     text = result["text"]
     assert "· paused · dry run" in text
     assert "expired (no update for too long)" in text
@@ -760,11 +779,17 @@ def test_add_then_remove_a_node_as_the_workflows_do(pack):
 
 
 def test_store_settings_come_from_the_governor_config():
-    store = lifecycle.store_for(Datastore().service("autoscale", "X"),
-                                config(governor={"datastore_page_size": 50, "history_ttl": 60}))
+    store = store_for(Datastore().service("autoscale", "X"),
+                      config(governor={"datastore_page_size": 50, "history_ttl": 60}))
     assert (store.page_size, store.history_ttl) == (50, 60)
     with pytest.raises(ValidationError, match="governor.datastore_page_size"):
-        lifecycle.store_for(None, {"governor": {"datastore_page_size": "x"}})
+        store_for(None, {"governor": {"datastore_page_size": "x"}})
+    # Parsed like every governor key (config.py), as the governor sensor reads them: a 0 is
+    # refused by name, not silently taken for the default.
+    for key in ("datastore_page_size", "history_ttl"):
+        with pytest.raises(ValidationError, match="config key governor.%s must be a whole "
+                                                  "number of at least 1, not 0" % key):
+            store_for(None, {"governor": {key: 0}})
 
 
 def test_an_unexpected_failure_is_still_a_sentence_for_the_workflow():
@@ -772,18 +797,13 @@ def test_an_unexpected_failure_is_still_a_sentence_for_the_workflow():
         def get_value(self, *args, **kwargs):
             raise ConnectionError("st2api unreachable")
 
-    ok, result = lifecycle.perform(Broken(), config(), lifecycle.node_forget, "web",
-                                   "web-000001")
+    ok, result = perform(Broken(), config(), node_forget, "web", "web-000001")
     assert ok is False
     assert result == {"error": "node_forget failed unexpectedly: ConnectionError: st2api "
                                "unreachable"}
 
 
 def test_no_deflate_while_nodes_are_being_added():
-    from autoscale_core.lifecycle import plan
-    from autoscale_core.model import Group, GroupState, Node
-    from autoscale_core.settings import PolicySettings
-
     group = Group.create(name="web", domain="example.com", min_size=1, max_size=6)
     nodes = {"web-a%05d" % i: Node("web-a%05d" % i, "web", NodeState.IN_SERVICE, 1.0, 1.0)
              for i in range(3)}

@@ -5,21 +5,18 @@ import re
 
 import pytest
 
-from autoscale_core.model import (
-    GROUP_NAME_MAX,
+from autoscale_core.domain.backend_formats import validate_backend_name
+from autoscale_core.domain.model import (
     AlertState,
     Event,
     Group,
     Node,
     NodeState,
-    RecordError,
     ScalingState,
     TransitionError,
-    ValidationError,
-    validate_backend_name,
-    validate_domain,
-    validate_node_name,
 )
+from autoscale_core.domain.names import GROUP_NAME_MAX, validate_domain, validate_node_name
+from autoscale_core.errors import RecordError, ValidationError
 
 
 def group(**spec):

@@ -18,22 +18,21 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from waiting import returns
 
-from autoscale_core.model import Group, ValidationError
+from autoscale_core.domain import policy
+from autoscale_core.domain.model import AlertState, Group, GroupState, Node, NodeState
+from autoscale_core.errors import ValidationError
 from autoscale_core.notify import (
     ChatError,
     Delivery,
-    Kind,
-    Message,
     Notifier,
     SlackNotifier,
     SlackSettings,
     announce,
     choose_channel,
     deliver,
-    escape,
-    format_message,
     retry_after,
 )
+from autoscale_core.present.chat import Kind, Message, escape, format_message
 from autoscale_core.store import Store, group_key
 from sandbox.fake_slack import FakeSlack
 from st2harness import Datastore, PackLoader
@@ -340,7 +339,7 @@ WORDING = [
     (dict(kind=Kind.SCALE_IN, count=1, cause="no alert for 15 min; 1 node above 2"),
      ":arrow_down: *web*: removing 1 node — no alert for 15 min; 1 node above 2"),
     (dict(kind=Kind.REPAIR, count=1, cause="node web-1 failed"),
-     ":wrench: *web*: adding 1 node to get back to its normal size — node web-1 failed"),
+     ":wrench: *web*: adding 1 node — node web-1 failed"),
     (dict(kind=Kind.BACKOFF, cause="3 node additions failed in a row"),
      ":no_entry: *web*: not adding nodes for now — 3 node additions failed in a row"),
     (dict(kind=Kind.NODE_ADDED, node="web-3f9a1c"),
@@ -349,16 +348,26 @@ WORDING = [
      ":heavy_minus_sign: *web*: node `web-3f9a1c` is removed — scale-in"),
     (dict(kind=Kind.NODE_FAILED, node="web-3f9a1c", cause="Nova: Quota exceeded"),
      ":x: *web*: node `web-3f9a1c` failed — Nova: Quota exceeded"),
-    (dict(kind=Kind.ORPHAN, node="web-0a0a0a", cause="removing it in 10 min"),
-     ":ghost: *web*: VM `web-0a0a0a` belongs to no node record — removing it in 10 min"),
-    (dict(kind=Kind.ALERT_OPENED, cause="critical: 'High error rate' (issue 7d1e8f0a)"),
-     ":rotating_light: *web*: alert opened — critical: 'High error rate' (issue 7d1e8f0a)"),
+    # The cause is the whole sentence: the kind's words only without one.
+    (dict(kind=Kind.ORPHAN, node="web-0a0a0a", cause="VM web-0a0a0a is tagged for group web, "
+          "but the group has no record of node web-0a0a0a"),
+     ":ghost: *web*: VM web-0a0a0a is tagged for group web, but the group has no record of "
+     "node web-0a0a0a"),
+    (dict(kind=Kind.ORPHAN, node="web-0a0a0a"),
+     ":ghost: *web*: VM `web-0a0a0a` belongs to no node record"),
+    (dict(kind=Kind.ALERT_OPENED, cause="critical alert 'High error rate' (issue 7d1e8f0a) "
+          "opened"),
+     ":rotating_light: *web*: critical alert 'High error rate' (issue 7d1e8f0a) opened"),
     (dict(kind=Kind.ALERT_ACKNOWLEDGED), ":eyes: *web*: alert acknowledged"),
     (dict(kind=Kind.ALERT_CLOSED), ":large_green_circle: *web*: alert closed"),
-    (dict(kind=Kind.ALERT_EXPIRED, cause="no update for 6 h"),
-     ":hourglass: *web*: alert expired — no update for 6 h"),
+    (dict(kind=Kind.ALERT_EXPIRED, cause="critical alert (issue 42) had no update for 6 h"),
+     ":hourglass: *web*: critical alert (issue 42) had no update for 6 h"),
+    (dict(kind=Kind.ALERT_EXPIRED), ":hourglass: *web*: alert expired"),
     (dict(kind=Kind.GROUP_CREATED, count=2), ":new: *web*: group created with 2 nodes"),
+    (dict(kind=Kind.GROUP_CREATED, count=2, detail="min 2, max 5"),
+     ":new: *web*: group created with 2 nodes (min 2, max 5)"),
     (dict(kind=Kind.GROUP_DELETED), ":wastebasket: *web*: group deleted"),
+    (dict(kind=Kind.GROUP_DELETED, count=2), ":wastebasket: *web*: group deleted, 2 nodes removed"),
     (dict(kind=Kind.PAUSED), ":double_vertical_bar: *web*: paused: no scaling until resumed"),
     (dict(kind=Kind.RESUMED), ":arrow_forward: *web*: resumed"),
     (dict(kind=Kind.ERROR, node="web-3f9a1c", cause="DNS: refused"),
@@ -370,6 +379,57 @@ WORDING = [
 @pytest.mark.parametrize("fields, text", WORDING)
 def test_message_wording(fields, text):
     assert format_message(Message(group="web", **fields)) == text
+
+
+ISSUE = "7d1e8f0a-3c52-4b8e-9a61-2f4d5c6b7e80"
+URL = "https://one.newrelic.com/alerts-ai/issues/%s?account=1&duration=3" % ISSUE
+
+
+def test_a_scale_out_says_each_thing_once():
+    """Issue 13: one line per event, the cause once, long issue ids shortened. What is done
+    comes with its numbers (detail), then why: the policy's cause without its own 'adding 2
+    nodes (2 → 4, max 5)', the trigger's origin left to the history."""
+    decision = policy.decide_one(GroupState(
+        Group.create(name="web", domain="example.com", min_size=2, max_size=5),
+        alert=AlertState(level="critical", issue_id=ISSUE, title="Checkout error rate above 5%",
+                         opened_at=1000.0, updated_at=1000.0),
+        nodes={"web-%06d" % i: Node("web-%06d" % i, "web", NodeState.IN_SERVICE, 1.0, 1.0)
+               for i in range(2)}), [], 1000.0)
+    text = format_message(Message.create("web", Kind.SCALE_OUT, decision.why, count=2,
+                                         detail=decision.detail))
+    assert text == (":arrow_up: *web*: adding 2 nodes (2 → 4, max 5) — critical alert "
+                    "'Checkout error rate above 5%' (issue 7d1e8f0a) open for 0 s")
+    assert text.count("adding") == 1 and ISSUE not in text
+
+
+def test_the_issue_links_to_its_url_and_a_bad_url_is_dropped():
+    cause = "critical alert 'Sees issue 99' (issue 7d1e8f0a) opened"
+    text = format_message(Message.create("web", Kind.ALERT_OPENED, cause, url=URL))
+    # The last mention is the real one (a title comes first); & in the address as Slack asks.
+    assert text == (":rotating_light: *web*: critical alert 'Sees issue 99' (<%s|issue "
+                    "7d1e8f0a>) opened" % URL.replace("&", "&amp;"))
+    for bad in ("javascript:alert(1)", "https://x.example/a|b", "https://x.example/<!here>",
+                "https://x.example/ a", "ftp://x.example/", 42):
+        assert format_message(Message.create("web", Kind.ALERT_OPENED, cause, url=bad)) == (
+            ":rotating_light: *web*: " + cause.replace("'", "'")), bad
+    # No mention to link: the link stands after the cause.
+    assert format_message(Message.create("web", Kind.ALERT_CLOSED, "it went away",
+                                         url=URL)).endswith("it went away (<%s|issue>)"
+                                                            % URL.replace("&", "&amp;"))
+
+
+def test_a_decision_is_laid_out_as_fields_for_slack(slack):
+    result = run_notify(slack, group="web", kind="scale_in", count=1, cause="no alert for 15 min",
+                        detail="5 → 4, normal size 2")
+    assert result.result["text"] == (":arrow_down: *web*: removing 1 node (5 → 4, normal size "
+                                     "2) — no alert for 15 min")
+    (section,) = slack.messages[0].params["blocks"]
+    assert section["text"]["text"] == ":arrow_down: *web*: removing 1 node — no alert for 15 min"
+    assert section["fields"] == [{"type": "mrkdwn", "text": "*Nodes*\n5 → 4"},
+                                 {"type": "mrkdwn", "text": "*Limit*\nnormal size 2"}]
+    # A message without numbers is its line alone.
+    run_notify(slack, group="web", kind="node_added", node="web-3f9a1c")
+    assert "blocks" not in slack.messages[1].params
 
 
 def test_every_kind_has_a_wording_example():
@@ -387,7 +447,7 @@ def test_a_long_cause_is_cut_and_control_characters_dropped():
 def test_user_text_cannot_mention_link_or_format_tags():
     cause = "<!channel> see <https://evil.example|docs> & ask <@U024BE7LH> &amp;"
     text = format_message(Message(group="web", kind=Kind.ALERT_OPENED, cause=cause))
-    assert text == (":rotating_light: *web*: alert opened — &lt;!channel&gt; see "
+    assert text == (":rotating_light: *web*: &lt;!channel&gt; see "
                     "&lt;https://evil.example|docs&gt; &amp; ask &lt;@U024BE7LH&gt; &amp;amp;")
     assert "<" not in text and ">" not in text
     assert escape("a & b <c>") == "a &amp; b &lt;c&gt;"
@@ -398,7 +458,7 @@ def test_escaped_text_reaches_slack_as_sent_and_reads_as_typed(slack):
     result = run_notify(slack, group="web", kind="alert_opened", cause=cause)
     assert result.result["delivered"]
     assert slack.messages[0].text.endswith("&lt;!here&gt; &amp; &lt;b&gt;tags&lt;/b&gt;")
-    assert slack.transcript().endswith("alert opened — " + cause)
+    assert slack.transcript().endswith("*web*: " + cause)
 
 
 # -- the interface ------------------------------------------------------------------------------

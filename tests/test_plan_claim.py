@@ -5,8 +5,8 @@ the scale-out or scale-in) before the next plan of the group can read it."""
 import pytest
 from test_lifecycle import Pack
 
-from autoscale_core import lifecycle
-from autoscale_core.model import AlertState, NodeState, ScalingState
+from autoscale_core.domain.model import AlertState, NodeState, ScalingState
+from autoscale_core.services import planning
 
 NOW = 1_700_000_000.0
 IN_SERVICE = NodeState.IN_SERVICE
@@ -23,7 +23,7 @@ def critical(pack, group, opened=NOW - 60):
 
 
 def plan(pack, direction, governed=True, at=NOW, **extra):
-    return lifecycle.plan_change(pack.store, "web", direction, config=pack.loader.config,
+    return planning.plan_change(pack.store, "web", direction, config=pack.loader.config,
                                  governed=governed, now=at, **extra)
 
 

@@ -9,7 +9,7 @@ its test checks the action, the count and that the cause names the facts an oper
 
 import pytest
 
-from autoscale_core import model, policy, settings
+from autoscale_core.domain import model, policy, settings, words
 
 Action = policy.Action
 Reason = policy.Reason
@@ -628,8 +628,28 @@ def test_as_dict_carries_every_field():
     assert d.as_dict() == {
         "group": "web", "action": Action.SCALE_OUT, "count": 3, "cause": d.cause,
         "reason": Reason.ALERT_CRITICAL, "current": 2, "target": 5, "dry_run": False,
-        "alert_expired": False,
+        "alert_expired": False, "why": "critical alert 'Apdex below 0.7 on web' (issue 4711) "
+        "open for 3 min", "detail": "2 → 5, max 6",
     }
+
+
+def test_a_decision_says_why_apart_from_what_it_changes():
+    """Chat says what is done itself (present/chat.py): ``why`` is the cause without it, and
+    ``detail`` the capacity change; the history keeps the whole cause."""
+    d = critical_alert()
+    assert d.cause == "%s: adding 3 nodes (2 → 5, max 6)" % d.why
+    assert "adding" not in d.why and d.detail == "2 → 5, max 6"
+    repair = decide_for(make_state(in_service=1, min_size=3, desired=3))
+    assert (repair.why, repair.detail) == (
+        "1 node in service or starting, below the normal size of 3", "1 → 3")
+    calm = decide_for(make_state(in_service=4))
+    assert calm.why == "no alert" and calm.detail == "4 → 3, normal size 2"
+    capped = decide_for(make_state(in_service=2, alert=make_alert()),
+                        cfg=settings.PolicySettings(global_max_nodes=3))
+    assert capped.count == 1 and capped.detail == "2 → 3, max 6"
+    assert capped.why.endswith("; only 1 allowed by the global cap of 3 nodes")
+    steady = decide_for(make_state(in_service=2))
+    assert steady.why == steady.cause and steady.detail == ""
 
 
 @pytest.mark.parametrize("seconds, text", [
@@ -637,4 +657,4 @@ def test_as_dict_carries_every_field():
     (7200, "2 h"), (7500, "2 h 5 min"), (-5, "0 s"),
 ])
 def test_duration(seconds, text):
-    assert policy.duration(seconds) == text
+    assert words.duration(seconds) == text

@@ -1,4 +1,4 @@
-"""Property tests of the governor's policy (``autoscale_core.policy.decide``).
+"""Property tests of the governor's policy (``autoscale_core.domain.policy.decide``).
 
 Hypothesis generates random *timelines*: one to four groups with random valid specs and stored
 state, random pack settings, then 10 to 30 steps of virtual time (time passes, alerts open,
@@ -22,7 +22,7 @@ import hypothesis
 from hypothesis import given
 from hypothesis import strategies as st
 
-from autoscale_core import model, policy, settings
+from autoscale_core.domain import model, policy, settings
 
 Action = policy.Action
 Reason = policy.Reason

@@ -42,8 +42,8 @@ def test_every_sensor_and_action_loads_beside_stackstorms_libraries(version):
                    for name in outcome.job.request["sweep"]["pack"]}
         assert {"keystoneauth1", "novaclient", "dns", "requests", "cryptography",
                 "slack_sdk"} <= planned
-        for module in ("autoscale_core.governor", "keystoneauth1.identity", "novaclient.client",
-                       "slack_sdk", "cryptography", "OpenSSL", "stevedore"):
+        for module in ("autoscale_core.services.governor", "keystoneauth1.identity",
+                       "novaclient.client", "slack_sdk", "cryptography", "OpenSSL", "stevedore"):
             assert module in outcome.modules, (outcome.job.name, module)
         if outcome.job.kind == "sensor":  # StackStorm's libraries first, eventlet patched
             assert outcome.sys_path.index(site) < outcome.sys_path.index(venv)
@@ -53,7 +53,7 @@ def test_every_sensor_and_action_loads_beside_stackstorms_libraries(version):
             assert outcome.sys_path.index(venv) < outcome.sys_path.index(site)
             assert not outcome.monkey_patched
         assert report.origin(outcome.modules["keystoneauth1"]) == "pack-venv"
-        assert report.origin(outcome.modules["autoscale_core.governor"]) == "pack"
+        assert report.origin(outcome.modules["autoscale_core.services.governor"]) == "pack"
 
 
 def test_the_model_fails_the_requirements_that_broke_the_governor():

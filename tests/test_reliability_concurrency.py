@@ -5,7 +5,7 @@ shared st2harness Datastore, as many st2 action runners share st2's datastore.
   distinct records, none lost.
 * The governor and a manual expand racing on a group with an open critical alert: governed
   plans (``governed=True``) and manual plans (``governed=False, count=k``) from many threads.
-  The pack does not make plans safe against each other: ``lifecycle.plan_change`` reads the
+  The pack does not make plans safe against each other: ``planning.plan_change`` reads the
   group, decides and claims without compare-and-set, and relies on st2's
   ``action.concurrency.attr`` policy on ``asg_plan`` (policies/asg_plan_one_per_group.yaml:
   ``action: delay, threshold: 1, attributes: [asg]``) to run one plan per group at a time.
@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from test_lifecycle import Pack
 
-from autoscale_core.model import AlertState, NodeState
+from autoscale_core.domain.model import AlertState, NodeState
 from st2harness import Datastore
 
 LATENCY = 0.005

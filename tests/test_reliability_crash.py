@@ -11,7 +11,7 @@ from test_event_pipeline import create_web, in_service, nodes, succeeded
 from test_event_pipeline import pipeline as pipeline  # noqa: F401 (fixture)
 from test_event_pipeline import world as world  # noqa: F401 (fixture)
 
-from autoscale_core.model import NodeState
+from autoscale_core.domain.model import NodeState
 
 ADD_STEPS = ["record_node", "boot_vm", "mark_configuring", "wait_for_chef", "mark_registering",
              "register_dns", "add_to_lb", "mark_in_service"]

@@ -26,7 +26,7 @@ import types
 import pytest
 from conftest import ROOT
 
-from autoscale_core.model import NodeState
+from autoscale_core.domain.model import NodeState
 from autoscale_core.store import Store
 from sandbox.world import FAILURES, World
 from st2harness import Datastore, PackLoader

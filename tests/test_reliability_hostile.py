@@ -34,7 +34,7 @@ import pytest
 from conftest import ROOT
 from test_webhook import ALERT_SCHEMA, PATH, TOKEN, Running, pack_config
 
-from autoscale_core.model import Group
+from autoscale_core.domain.model import Group
 from autoscale_core.store import Store
 from st2harness import Datastore, PackLoader
 from st2harness import schema as st2schema

@@ -6,7 +6,8 @@ import pytest
 from conftest import ROOT
 
 from autoscale_core.alerts import Alert, normalise, parse_body
-from autoscale_core.model import Group, GroupState, ValidationError
+from autoscale_core.domain.model import Group, GroupState
+from autoscale_core.errors import ValidationError
 from autoscale_core.routing import Route, matches, route, trigger_payload
 from st2harness import PackLoader
 from st2harness import schema as st2schema

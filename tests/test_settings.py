@@ -6,8 +6,10 @@ import pytest
 import yaml
 from conftest import ROOT
 
-from autoscale_core.model import Group, ValidationError
-from autoscale_core.settings import PolicySettings, governor_interval, group_defaults
+from autoscale_core.config import governor_interval, group_defaults, policy_settings
+from autoscale_core.domain.model import Group
+from autoscale_core.domain.settings import PolicySettings
+from autoscale_core.errors import ValidationError
 from st2harness import PackLoader
 
 
@@ -23,7 +25,7 @@ def example():
 
 def test_example_config_gives_working_settings():
     config = st2_config(example())
-    settings = PolicySettings.from_config(config)
+    settings = policy_settings(config)
     assert settings.global_max_nodes == 100 and settings.alert_max_age == 21600
     assert governor_interval(config) == 30
     group = Group.create(group_defaults(config), name="web", domain="example.com")
@@ -33,7 +35,7 @@ def test_example_config_gives_working_settings():
 def test_schema_defaults_match_the_library_defaults():
     """A config that sets nothing optional must behave like the library's own defaults."""
     config = st2_config({**example(), "governor": {}, "group_defaults": {}})
-    assert PolicySettings.from_config(config) == PolicySettings()
+    assert policy_settings(config) == PolicySettings()
     from_schema = Group.create(group_defaults(config), name="web", domain="example.com")
     plain = Group.create(name="web", domain="example.com")
     for key in ("min_size", "max_size", "expand_by", "deflate_by", "scale_out_cooldown",
@@ -56,7 +58,7 @@ def test_every_group_default_is_a_group_setting():
 ])
 def test_bad_governor_settings_name_the_key(governor, why):
     with pytest.raises(ValidationError, match=why):
-        PolicySettings.from_config({"governor": governor})
+        policy_settings({"governor": governor})
 
 
 def test_a_missing_required_key_is_refused_by_the_schema():
@@ -65,4 +67,4 @@ def test_a_missing_required_key_is_refused_by_the_schema():
     with pytest.raises(Exception, match="'tsig_secret' is a required property"):
         st2_config(config)
     with pytest.raises(ValidationError, match="config key governor must be a mapping"):
-        PolicySettings.from_config({"governor": "fast"})
+        policy_settings({"governor": "fast"})

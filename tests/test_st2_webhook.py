@@ -10,7 +10,7 @@ from conftest import ROOT
 from test_lifecycle import Pack
 
 from autoscale_core import st2_webhook
-from autoscale_core.model import ValidationError
+from autoscale_core.errors import ValidationError
 
 FIXTURES = os.path.join(ROOT, "tests", "fixtures", "newrelic")
 NOW = 1_700_000_000.0

@@ -4,16 +4,8 @@ import json
 
 import pytest
 
-from autoscale_core.model import (
-    AlertState,
-    Event,
-    Group,
-    Node,
-    NodeState,
-    RecordError,
-    ScalingState,
-    ValidationError,
-)
+from autoscale_core.domain.model import AlertState, Event, Group, Node, NodeState, ScalingState
+from autoscale_core.errors import RecordError, ValidationError
 from autoscale_core.store import Store, node_key
 from st2harness import Datastore
 

@@ -26,7 +26,8 @@ from conftest import ROOT
 from waiting import returns, wait_until
 
 from autoscale_core import webhook
-from autoscale_core.model import Group, ValidationError
+from autoscale_core.domain.model import Group
+from autoscale_core.errors import ValidationError
 from autoscale_core.store import Store
 from autoscale_core.webhook import (
     DEDUP_MAX_ENTRIES,
@@ -1113,7 +1114,7 @@ import http.client, json, resource, socket, sys, threading, time
 from concurrent.futures import ThreadPoolExecutor
 sys.path.insert(0, sys.argv[1])
 from autoscale_core import webhook
-from autoscale_core.model import Group
+from autoscale_core.domain.model import Group
 
 HOSTILE = int(sys.argv[2])
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

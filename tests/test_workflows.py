@@ -8,7 +8,7 @@ import pytest
 from conftest import ROOT
 from waiting import wait_until
 
-from autoscale_core.model import NodeState
+from autoscale_core.domain.model import NodeState
 from autoscale_core.store import Store
 from sandbox.world import World
 from st2harness import Datastore, PackLoader

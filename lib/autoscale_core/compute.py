@@ -35,9 +35,9 @@ from keystoneauth1.identity import v3
 from novaclient import client as nova_client
 from novaclient import exceptions as nova_exc
 
-from .backend import BackendError, redact, retry
-from .model import ValidationError, validate_group_name, validate_node_name
-from .settings import backend_section
+from .config import backend_section
+from .domain.names import validate_group_name, validate_node_name
+from .errors import BackendError, ValidationError, redact, retry
 
 LOG = logging.getLogger(__name__)
 T = TypeVar("T")

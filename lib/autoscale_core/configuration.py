@@ -34,9 +34,9 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from .backend import BackendError, redact, retry
-from .model import ValidationError, validate_node_name
-from .settings import backend_section
+from .config import backend_section
+from .domain.names import validate_node_name
+from .errors import BackendError, ValidationError, redact, retry
 
 LOG = logging.getLogger(__name__)
 

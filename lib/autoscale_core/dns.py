@@ -56,9 +56,9 @@ import dns.rdatatype
 import dns.tsig
 import dns.update
 
-from .backend import BackendError, retry
-from .model import ValidationError, validate_domain, validate_label
-from .settings import backend_section
+from .config import backend_section
+from .domain.names import validate_domain, validate_label
+from .errors import BackendError, ValidationError, retry
 
 LOG = logging.getLogger(__name__)
 

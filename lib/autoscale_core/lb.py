@@ -28,9 +28,10 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
-from .backend import BackendError, retry
-from .model import ValidationError, validate_backend_name, validate_domain, validate_node_name
-from .settings import backend_section
+from .config import backend_section
+from .domain.backend_formats import validate_backend_name
+from .domain.names import validate_domain, validate_node_name
+from .errors import BackendError, ValidationError, retry
 
 LOG = logging.getLogger(__name__)
 

@@ -1,12 +1,8 @@
 """Chat notifications: every decision and every step, told to the group's channel in Slack.
 
-A message is built by a pure function from structured input (the group, the kind of event, a
-node, a count and the cause), so every workflow and sensor words things the same way::
-
-    :arrow_up: *web*: adding 2 nodes — critical alert 'High error rate' open for 2 min
-
-It goes to Slack's ``chat.postMessage`` through slack_sdk's ``WebClient``. The channel is the
-one asked for, else the group's ``chat_channel``, else ``slack.default_channel``.
+The words are present/chat.py's (a ``Message`` rendered by ``format_message``); this module
+posts them to Slack's ``chat.postMessage`` through slack_sdk's ``WebClient``. The channel is
+the one asked for, else the group's ``chat_channel``, else ``slack.default_channel``.
 
 Chat is never worth failing a scaling workflow for: ``announce()`` (what the ``notify``
 action calls) never raises; a message that could not be posted comes back as
@@ -47,19 +43,16 @@ from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 
-from .backend import BackendError, redact
-from .model import Group, RecordError, ValidationError, validate_group_name, validate_node_name
-from .settings import backend_section
-from .store import group_key
+from .config import backend_section
+from .errors import BackendError, RecordError, ValidationError, redact
+from .present.chat import Message, blocks, format_message
+from .store import Store
 
 LOG = logging.getLogger(__name__)
 
 SYSTEM = "Slack"
 OPERATION = "post message"
 
-# Slack truncates text past 40,000 characters and advises far less; a cause is a line or a
-# paragraph, never a log dump.
-CAUSE_MAX = 3000
 # Slack channel names are at most 80 characters; IDs (C…, G…, D…) are shorter.
 CHANNEL_MAX = 80
 # When a 429 comes without a usable Retry-After (Slack always sends one).
@@ -144,8 +137,8 @@ def group_channel(datastore: Any, group: str) -> str:
     """The ``chat_channel`` stored in a group's spec; "" when the group, its channel or the
     datastore is missing, so that the message still goes to the default channel."""
     try:
-        raw = datastore.get_value(group_key(group), local=False)
-        return Group.from_json(raw).chat_channel if raw else ""
+        spec = Store(datastore).read_group(group)
+        return spec.chat_channel if spec is not None else ""
     except RecordError as exc:
         LOG.warning("autoscale datastore: group %s: %s; using the default chat channel",
                     group, exc)
@@ -153,146 +146,6 @@ def group_channel(datastore: Any, group: str) -> str:
         LOG.warning("autoscale datastore: cannot read group %s (%s); using the default chat "
                     "channel", group, type(exc).__name__)
     return ""
-
-
-# ---------------------------------------------------------------------------------------------
-# Messages: structured input, one readable line
-
-
-class Kind:
-    """What happened. Decisions (count = nodes), node steps (node), alert states, group
-    changes, and ``info`` for anything else (the cause is the text)."""
-
-    SCALE_OUT = "scale_out"
-    SCALE_IN = "scale_in"
-    REPAIR = "repair"
-    BACKOFF = "backoff"
-    NODE_ADDED = "node_added"
-    NODE_REMOVED = "node_removed"
-    NODE_FAILED = "node_failed"
-    ORPHAN = "orphan"
-    ALERT_OPENED = "alert_opened"
-    ALERT_ACKNOWLEDGED = "alert_acknowledged"
-    ALERT_CLOSED = "alert_closed"
-    ALERT_EXPIRED = "alert_expired"
-    GROUP_CREATED = "group_created"
-    GROUP_DELETED = "group_deleted"
-    PAUSED = "paused"
-    RESUMED = "resumed"
-    ERROR = "error"
-    INFO = "info"
-
-
-# kind: (emoji, what happened — {nodes} is "2 nodes", {node} the node's name in code
-# style —, the dry-run wording or None when the kind has none, needs count, needs node).
-_FORMATS = {
-    Kind.SCALE_OUT: (":arrow_up:", "adding {nodes}", "would add {nodes}", True, False),
-    Kind.SCALE_IN: (":arrow_down:", "removing {nodes}", "would remove {nodes}", True, False),
-    Kind.REPAIR: (":wrench:", "adding {nodes} to get back to its normal size",
-                  "would add {nodes} to get back to its normal size", True, False),
-    Kind.BACKOFF: (":no_entry:", "not adding nodes for now", None, False, False),
-    Kind.NODE_ADDED: (":white_check_mark:", "node {node} is in service", None, False, True),
-    Kind.NODE_REMOVED: (":heavy_minus_sign:", "node {node} is removed", None, False, True),
-    Kind.NODE_FAILED: (":x:", "node {node} failed", None, False, True),
-    Kind.ORPHAN: (":ghost:", "VM {node} belongs to no node record", None, False, True),
-    Kind.ALERT_OPENED: (":rotating_light:", "alert opened", None, False, False),
-    Kind.ALERT_ACKNOWLEDGED: (":eyes:", "alert acknowledged", None, False, False),
-    Kind.ALERT_CLOSED: (":large_green_circle:", "alert closed", None, False, False),
-    Kind.ALERT_EXPIRED: (":hourglass:", "alert expired", None, False, False),
-    Kind.GROUP_CREATED: (":new:", "group created", None, False, False),
-    Kind.GROUP_DELETED: (":wastebasket:", "group deleted", None, False, False),
-    Kind.PAUSED: (":double_vertical_bar:", "paused: no scaling until resumed", None,
-                  False, False),
-    Kind.RESUMED: (":arrow_forward:", "resumed", None, False, False),
-    Kind.ERROR: (":x:", "failed", None, False, False),
-    Kind.INFO: (":information_source:", "", None, False, False),
-}
-KINDS = tuple(_FORMATS)
-
-
-@dataclass(frozen=True)
-class Message:
-    """What to tell: validated on creation, before anything is sent."""
-
-    group: str
-    kind: str = Kind.INFO
-    cause: str = ""
-    node: str = ""
-    count: int = 0
-    dry_run: bool = False
-
-    def __post_init__(self) -> None:
-        validate_group_name(self.group)
-        if self.kind not in _FORMATS:
-            raise ValidationError("message kind %r is not one of %s"
-                                  % (self.kind, ", ".join(KINDS)))
-        _, _, _, needs_count, needs_node = _FORMATS[self.kind]
-        if isinstance(self.count, bool) or not isinstance(self.count, int) or self.count < 0:
-            raise ValidationError("message count must be a whole number of nodes, not %r"
-                                  % (self.count,))
-        if needs_count and self.count < 1:
-            raise ValidationError("a %s message needs a count of nodes (at least 1)"
-                                  % self.kind)
-        if self.node or needs_node:
-            if needs_node and not self.node:
-                raise ValidationError("a %s message needs a node name" % self.kind)
-            validate_node_name(self.node)
-        if not isinstance(self.cause, str):
-            raise ValidationError("message cause must be a string, not %r" % (self.cause,))
-        if self.kind == Kind.INFO and not self.cause.strip():
-            raise ValidationError("an info message needs a cause: it is the message's text")
-
-    @classmethod
-    def create(cls, group: Any, kind: Optional[str] = None, cause: Optional[str] = None,
-               node: Optional[str] = None, count: Optional[int] = None,
-               dry_run: Optional[bool] = None) -> Message:
-        """From action parameters, where st2 passes None for every unset one."""
-        return cls(group=group, kind=kind or Kind.INFO, cause=cause or "", node=node or "",
-                   count=0 if count is None else count, dry_run=bool(dry_run))
-
-
-_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-
-
-def escape(text: str) -> str:
-    """Text safe to put in a Slack message: ``&``, ``<`` and ``>`` become entities, as Slack's
-    formatting guide asks (and only those), so an alert title cannot carry a mention such as
-    ``<!channel>``, a link ``<https://…|…>`` or a user ``<@U…>``."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _clean_cause(cause: str) -> str:
-    cause = _CONTROL_RE.sub("", cause).strip()
-    if len(cause) > CAUSE_MAX:
-        cause = cause[:CAUSE_MAX - 1].rstrip() + "…"
-    return cause
-
-
-def _nodes(count: int) -> str:
-    return "%d node%s" % (count, "" if count == 1 else "s")
-
-
-def format_message(message: Message) -> str:
-    """The message as Slack mrkdwn. Pure: the same input always reads the same.
-
-    The group and node are validated DNS labels; the cause is anyone's text (New Relic alert
-    titles are user-edited), so it is escaped.
-    """
-    emoji, what, dry_what, _, _ = _FORMATS[message.kind]
-    if message.dry_run and dry_what:
-        what = "_dry run:_ " + dry_what
-    elif message.dry_run:
-        what = "_dry run:_ " + what if what else "_dry run_"
-    if message.node and "{node}" not in what:
-        what = (what + " " if what else "") + "(node {node})"
-    what = what.format(nodes=_nodes(message.count), node="`%s`" % message.node)
-    if message.kind == Kind.GROUP_CREATED and message.count:
-        what += " with " + _nodes(message.count)
-    cause = escape(_clean_cause(message.cause))
-    text = "%s *%s*" % (emoji, message.group)
-    if what and cause:
-        return "%s: %s — %s" % (text, what, cause)
-    return "%s: %s" % (text, what or cause)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -326,15 +179,38 @@ class Notifier(abc.ABC):
     ValidationError (bad input, before any I/O)."""
 
     @abc.abstractmethod
-    def post(self, channel: str, text: str) -> Delivery:
-        """Post ``text``, already in the chat system's markup, to ``channel``."""
+    def post(self, channel: str, text: str, blocks: Optional[List[Dict[str, Any]]] = None
+             ) -> Delivery:
+        """Post ``text``, already in the chat system's markup, to ``channel``; ``blocks``
+        (Slack's layout blocks), when given, is how it is shown, ``text`` its notification."""
 
     def format(self, message: Message) -> str:
         """The chat system's rendering of a message; Slack mrkdwn unless overridden."""
         return format_message(message)
 
+    def layout(self, message: Message) -> Optional[List[Dict[str, Any]]]:
+        """The message's layout blocks (None: its text alone); Slack's unless overridden."""
+        return blocks(message)
+
     def notify(self, channel: str, message: Message) -> Delivery:
-        return self.post(channel, self.format(message))
+        return _post(self, channel, self.format(message), self.layout(message))
+
+
+def _post(chat: Notifier, channel: str, text: str,
+          layout: Optional[List[Dict[str, Any]]]) -> Delivery:
+    # A notifier written before layouts takes (channel, text) alone.
+    return chat.post(channel, text) if layout is None else chat.post(channel, text, layout)
+
+
+def _redacted(value: Any, secrets: List[str]) -> Any:
+    """``value`` (blocks: lists, dicts, strings) with every secret in its strings replaced."""
+    if isinstance(value, str):
+        return redact(value, secrets)
+    if isinstance(value, list):
+        return [_redacted(item, secrets) for item in value]
+    if isinstance(value, dict):
+        return {key: _redacted(item, secrets) for key, item in value.items()}
+    return value
 
 
 # ---------------------------------------------------------------------------------------------
@@ -520,17 +396,20 @@ class SlackNotifier(Notifier):
             ],
         )
 
-    def post(self, channel: str, text: str) -> Delivery:
+    def post(self, channel: str, text: str, blocks: Optional[List[Dict[str, Any]]] = None
+             ) -> Delivery:
         validate_channel(channel)
         if not isinstance(text, str) or not text.strip():
             raise ValidationError("a chat message must not be empty")
         # A token pasted into a cause would be posted for the whole channel to read.
         text = redact(text, self.settings.secrets())
+        layout = {} if blocks is None else {"blocks": _redacted(blocks, self.settings.secrets())}
         budget = _Budget(self.settings.max_wait, sleep=self.sleep)
         try:
             response = self._client(budget).chat_postMessage(
                 channel=channel,
                 text=text,
+                **layout,
                 mrkdwn=True,
                 # No automatic linking: "@channel" in an alert title stays text.
                 parse="none",
@@ -615,10 +494,11 @@ def _not_delivered(channel: str, text: str, error: BackendError, code: str) -> D
             "error": str(error), "code": code, "retryable": error.retryable}
 
 
-def deliver(chat: Notifier, channel: str, text: str) -> Dict[str, Any]:
+def deliver(chat: Notifier, channel: str, text: str,
+            layout: Optional[List[Dict[str, Any]]] = None) -> Dict[str, Any]:
     """Post and report; a failure is a result, not an exception."""
     try:
-        delivery = chat.post(channel, text)
+        delivery = _post(chat, channel, text, layout)
     except ChatError as exc:
         return _not_delivered(channel, text, exc, exc.code)
     except BackendError as exc:
@@ -637,21 +517,25 @@ def deliver(chat: Notifier, channel: str, text: str) -> Dict[str, Any]:
 def announce(config: Mapping[str, Any], datastore: Any, group: Any, kind: Optional[str] = None,
              cause: Optional[str] = None, node: Optional[str] = None,
              count: Optional[int] = None, dry_run: Optional[bool] = None,
-             channel: Optional[str] = None,
+             channel: Optional[str] = None, detail: Optional[str] = None,
+             url: Optional[str] = None,
              chat_factory: Callable[[SlackSettings], Notifier] = notifier) -> Dict[str, Any]:
-    """Tell the group's channel what happened. Never raises: a chat failure must not fail the
-    scaling workflow that reports through it."""
+    """Tell the group's channel what happened (see present/chat.py for the words: ``detail``
+    is a capacity change such as "2 → 4, max 5", ``url`` where the alert's issue is seen).
+    Never raises: a chat failure must not fail the scaling workflow that reports through
+    it."""
     try:
         settings = SlackSettings.from_config(config)
-        message = Message.create(group, kind, cause, node, count, dry_run)
+        message = Message.create(group, kind, cause, node, count, dry_run, detail, url)
         stored = "" if channel else group_channel(datastore, message.group)
         target = choose_channel(channel, stored, settings.default_channel)
         chat = chat_factory(settings)
         text = chat.format(message)
+        layout = chat.layout(message)
     except ValidationError as exc:
         error = BackendError(SYSTEM, OPERATION, "", str(exc))
         return _not_delivered(channel or "", "", error, "invalid")
     except Exception as exc:  # see deliver()
         error = BackendError(SYSTEM, OPERATION, "", "unexpected %s" % type(exc).__name__)
         return _not_delivered(channel or "", "", error, "unexpected")
-    return deliver(chat, target, text)
+    return deliver(chat, target, text, layout)

@@ -6,6 +6,10 @@ other (the st2 datastore has no compare-and-set).
     autoscale.asg.<group>.scaling         scaling state (ScalingState), governor and workflows
     autoscale.asg.<group>.node.<node>     one record per node (Node)
     autoscale.history.<group>.<t>-<id>    history events (Event), kept with a TTL
+    autoscale.governor.announced          which unreadable records the governor announced
+
+This is the only module that knows these names and calls the datastore (``get_value``,
+``set_value``, ``list_values``, ``delete_value``); everything else asks a ``Store``.
 
 History lives under its own prefix so that the governor's one ``list_values`` per tick reads
 only what it decides on, not hours of history.
@@ -18,23 +22,23 @@ prefixes keys per class, and actions and sensors would not see each other's reco
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, NamedTuple, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Set, Tuple, TypeVar
 
-from .model import (
+from .domain.model import (
+    SCHEMA_VERSION,
     AlertState,
     Event,
     Group,
     GroupState,
     Node,
-    RecordError,
     ScalingState,
-    ValidationError,
-    validate_group_name,
-    validate_node_name,
 )
+from .domain.names import validate_group_name, validate_node_name
+from .errors import RecordError, ValidationError
 
 LOG = logging.getLogger(__name__)
 
@@ -46,6 +50,11 @@ HISTORY_PREFIX = "autoscale.history."
 # service user, set the pack config's datastore_page_size to api.max_page_size.
 DEFAULT_PAGE_SIZE = 100000
 DEFAULT_HISTORY_TTL = 7 * 24 * 3600
+# Where the governor remembers which unreadable records it announced (outside
+# autoscale.asg.: the tick's listing does not read it).
+ANNOUNCED_KEY = "autoscale.governor.announced"
+
+R = TypeVar("R")
 
 
 def group_key(group: str) -> str:
@@ -280,6 +289,63 @@ class Store:
         events.sort(key=lambda event: event.at)
         return events[-limit:] if limit else events
 
+    def _get(self, key: str) -> Any:
+        return self.datastore.get_value(key, local=False)
+
+    def _read(self, key: str, parse: Callable[[Any], R]) -> Optional[R]:
+        """The record at ``key`` (None when there is none); RecordError naming the key."""
+        raw = self._get(key)
+        if raw is None:
+            return None
+        try:
+            return parse(raw)
+        except RecordError as exc:
+            raise RecordError("%s: %s" % (key, exc)) from None
+
+    def group_exists(self, name: str) -> bool:
+        return self._get(group_key(name)) is not None
+
+    def read_group(self, name: str) -> Optional[Group]:
+        """A group's spec with one datastore read; None when there is none."""
+        return self._read(group_key(name), Group.from_json)
+
+    def node_exists(self, group: str, node: str) -> bool:
+        return self._get(node_key(group, node)) is not None
+
+    def read_node(self, group: str, node: str) -> Optional[Node]:
+        return self._read(node_key(group, node), Node.from_json)
+
+    def node_names(self, group: str) -> List[str]:
+        """The names of a group's node records, read or not, sorted."""
+        prefix = group_key(group) + ".node."
+        return sorted(item.name[len(prefix):]
+                      for item in _list(self.datastore, prefix, self.page_size))
+
+    def read_alert(self, group: str) -> Optional[AlertState]:
+        return self._read(alert_key(group), AlertState.from_json)
+
+    def read_scaling(self, group: str) -> ScalingState:
+        """A group's scaling state; the default (never scaled) when it has none yet."""
+        return self._read(scaling_key(group), ScalingState.from_json) or ScalingState()
+
+    def load_announced(self) -> Dict[str, str]:
+        """The governor's announced records (key -> fingerprint); RecordError when the record
+        cannot be read."""
+        raw = self._get(ANNOUNCED_KEY)
+        if raw is None:
+            return {}
+        try:
+            data = json.loads(raw)
+            version = data.get("v") if isinstance(data, dict) else None
+            announced = data.get("announced") if type(version) is int and \
+                version == SCHEMA_VERSION else None
+            if not isinstance(announced, dict) or not all(
+                    isinstance(k, str) and isinstance(v, str) for k, v in announced.items()):
+                raise ValueError("not a mapping of keys to fingerprints")
+            return dict(announced)
+        except (ValueError, RecursionError) as exc:
+            raise RecordError(str(exc)) from None
+
     # -- writing -----------------------------------------------------------------------------
 
     def _set(self, key: str, value: str, ttl: Optional[int] = None) -> None:
@@ -297,8 +363,28 @@ class Store:
     def save_node(self, node: Node) -> None:
         self._set(node_key(node.group, node.name), node.to_json())
 
-    def delete_node(self, group: str, node: str) -> None:
-        self.datastore.delete_value(node_key(group, node), local=False)
+    def reserve_node(self, node: Node) -> bool:
+        """Write a new node's record unless its key is taken; False when it is, or when
+        another writer took it at the same moment (the datastore has no compare-and-set: the
+        record is read back)."""
+        key = node_key(node.group, node.name)
+        if self._get(key) is not None:
+            return False
+        text = node.to_json()
+        self._set(key, text)
+        return self._get(key) == text
+
+    def delete_node(self, group: str, node: str) -> bool:
+        """Delete a node's record; True when it is gone (st2's delete_value returns False for
+        any failure, a missing key included: the key is read again)."""
+        key = node_key(group, node)
+        if self.datastore.delete_value(key, local=False):
+            return True
+        return self._get(key) is None
+
+    def save_announced(self, announced: Dict[str, str]) -> None:
+        self._set(ANNOUNCED_KEY, json.dumps({"v": SCHEMA_VERSION, "announced": announced},
+                                            sort_keys=True))
 
     def record_event(self, event: Event) -> str:
         # Time first so keys sort chronologically; a random tail keeps two events of the same

@@ -1,6 +1,6 @@
-"""A group's alert state, and how each New Relic delivery changes it.
+"""A group's alert state, and how each delivery from an alert source changes it.
 
-A group may have several New Relic issues open at once (a CPU condition and an error-rate
+A group may have several issues open at once (a CPU condition and an error-rate
 condition, say). ``AlertState.issues`` keeps each open issue by id; the record's summary fields
 (``level``, ``issue_id``, ``title``, ``opened_at``, ``updated_at``, ``acknowledged``) describe
 them as the governor's policy reads them:
@@ -19,25 +19,23 @@ What each delivery does (``apply``):
 * acknowledged: recorded; the issue still counts (someone is looking, the load is still there);
 * closed: the issue stops counting. A close for an issue never seen open ends the alert only
   when no other issue is open;
-* any issue with no delivery for ``alert_max_age`` is dropped (New Relic may never close it);
+* any issue with no delivery for ``alert_max_age`` is dropped (a source may never close it);
   the policy expires the whole alert the same way.
 
-``apply`` is pure. ``record_alert`` reads the stored record, applies a delivery, writes the
-record back only when it changed, and records the delivery in the group's history. The
-datastore has no compare-and-set: two deliveries for one group at the same moment are
-serialised by the ``asg_alert_record`` action's concurrency policy (policies/).
+``apply`` is pure; ``services/alerts.py`` reads the stored record, applies a delivery, writes
+the record back only when it changed, and records the delivery in the group's history.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, replace
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping
 
-from .alerts import ACKNOWLEDGED, CLOSED, CRITICAL, INFO, OPEN, WARNING
-from .model import AlertLevel, AlertState, Event, RecordError, ValidationError, validate_group_name
+from ..alerts import ACKNOWLEDGED, CLOSED, CRITICAL, INFO, OPEN, WARNING
+from ..errors import ValidationError
+from .model import AlertLevel, AlertState
 from .settings import PolicySettings
-from .store import Store, alert_key, group_key
+from .words import describe_issue, plural
 
 STATES = (OPEN, ACKNOWLEDGED, CLOSED)
 SEVERITIES = (CRITICAL, WARNING, INFO)
@@ -54,7 +52,7 @@ ENDED = "alert_closed"
 
 @dataclass(frozen=True)
 class Delivery:
-    """One New Relic notification for one group, as the ``autoscale.alert`` trigger carries it."""
+    """One alert notification for one group, as the ``autoscale.alert`` trigger carries it."""
 
     state: str
     severity: str
@@ -86,10 +84,6 @@ class Change:
     announce: str
     event: str
     cause: str
-
-
-def _describe(issue_id: str, title: str) -> str:
-    return ("%r (issue %s)" % (title, issue_id)) if title else "issue %s" % issue_id
 
 
 def summarise(issues: Mapping[str, Mapping[str, Any]], previous: AlertState,
@@ -130,7 +124,7 @@ def apply(alert: AlertState, delivery: Delivery, now: float,
                                   "acknowledged": alert.acknowledged}
     key, title = delivery.issue_id, delivery.title[:_TEXT_MAX]
     known = issues.get(key)
-    what = _describe(key, title or (known or {}).get("title", ""))
+    what = describe_issue(key, title or (known or {}).get("title", ""))
     announce, event = "", "alert_received"
 
     if delivery.state == OPEN and delivery.severity in (CRITICAL, WARNING):
@@ -173,8 +167,7 @@ def apply(alert: AlertState, delivery: Delivery, now: float,
             announce, event = ENDED, ENDED
             cause = "alert %s closed" % what
             if issues:
-                cause += "; %d other issue%s still open" % (
-                    len(issues), "" if len(issues) == 1 else "s")
+                cause += "; %s still open" % plural(len(issues), "other issue")
         elif not issues and alert.active:
             announce, event = ENDED, ENDED
             cause = "alert %s closed; no other issue is open" % what
@@ -188,43 +181,3 @@ def apply(alert: AlertState, delivery: Delivery, now: float,
     updated = summarise(issues, alert, now)
     return Change(alert=updated, changed=updated != alert, announce=announce, event=event,
                   cause=cause)
-
-
-def record_alert(store: Store, asg: Any, state: Any, severity: Any, issue_id: Any,
-                 title: Any = "", config: Optional[Mapping[str, Any]] = None,
-                 now: Optional[float] = None) -> Dict[str, Any]:
-    """Apply one delivery to a group's stored alert state; record it in the history.
-
-    Returns ``{asg, changed, announce, cause, level, previous_level, scale_now}``;
-    ``scale_now`` is true for an open critical delivery, after which the caller asks the
-    policy whether to add capacity at once.
-    """
-    now = time.time() if now is None else now
-    settings = PolicySettings.from_config(config or {})
-    name = validate_group_name(asg)
-    delivery = Delivery(state=state, severity=severity, issue_id=str(issue_id or ""),
-                        title=" ".join(str(title or "").split()))
-    if store.datastore.get_value(group_key(name), local=False) is None:
-        raise ValidationError("no group named %s (see: !asg list)" % name)
-    raw = store.datastore.get_value(alert_key(name), local=False)
-    try:
-        current = AlertState.from_json(raw) if raw is not None else AlertState()
-    except RecordError:
-        # An unreadable alert record must not stop alert handling: start again from this
-        # delivery (the policy treats an unreadable record the same way: skipped).
-        current = AlertState()
-    change = apply(current, delivery, now, settings.alert_max_age)
-    if change.changed:
-        store.save_alert(name, change.alert)
-    store.record_event(Event(group=name, at=now, kind=change.event, cause=change.cause))
-    return {
-        "asg": name,
-        "changed": change.changed,
-        "announce": change.announce,
-        "cause": change.cause,
-        "level": change.alert.level,
-        "previous_level": current.level,
-        "open_issues": sorted(change.alert.issues),
-        "scale_now": delivery.state == OPEN and delivery.severity == CRITICAL,
-    }
-

@@ -7,9 +7,9 @@ call this same function.
 
 What it guarantees (the property tests in tests/test_policy_properties.py check each):
 
-* A group's capacity (nodes in service plus nodes being added) never goes above ``max_size``
-  through a scale-out, and the total number of nodes across all groups never goes above
-  ``global_max_nodes`` through a scale-out or repair.
+* A group's capacity (nodes in service plus nodes being added; see capacity.py) never goes
+  above ``max_size`` through a scale-out, and the total number of nodes across all groups
+  never goes above ``global_max_nodes`` through a scale-out or repair.
 * A scale-in never takes capacity below the group's normal size (``desired``, itself never
   below ``min_size``); it removes in-service nodes only.
 * No scale-in while an alert is active, while any node is being added, or while a node is
@@ -38,10 +38,13 @@ import logging
 from dataclasses import dataclass, replace
 from typing import Iterable, List, Mapping, Optional, Tuple
 
+from . import capacity as cap
 from .model import AlertLevel, GroupState, NodeState
 from .settings import PolicySettings
+from .words import describe_alert, duration, nodes
 
 LOG = logging.getLogger(__name__)
+
 
 class Action:
     SCALE_OUT = "scale_out"
@@ -77,6 +80,8 @@ class ScaleDecision:
     group: str
     action: str
     count: int
+    # The whole story, for the history: why, and what is done ("...: adding 2 nodes (2 → 4,
+    # max 5)").
     cause: str
     reason: str
     # Capacity (in service + being added) now, and what it will be once this is carried out.
@@ -85,10 +90,19 @@ class ScaleDecision:
     dry_run: bool = False
     # The stored alert is past alert_max_age: whoever acts on this should clear it.
     alert_expired: bool = False
+    # For chat, which says what is done itself: why alone ("critical alert ... open for 2
+    # min"), and the limit that bounds the change ("max 5", "normal size 2").
+    why: str = ""
+    limit: str = ""
 
     @property
     def acts(self) -> bool:
         return self.action != Action.NONE and self.count > 0
+
+    @property
+    def detail(self) -> str:
+        """'2 → 4, max 5': the capacity change of a decision that acts ("" otherwise)."""
+        return change_detail(self.current, self.target, self.limit) if self.acts else ""
 
     def as_dict(self) -> dict:
         return {
@@ -101,23 +115,14 @@ class ScaleDecision:
             "target": self.target,
             "dry_run": self.dry_run,
             "alert_expired": self.alert_expired,
+            "why": self.why or self.cause,
+            "detail": self.detail,
         }
 
 
-def duration(seconds: float) -> str:
-    """'45 s', '5 min', '2 h 5 min': short enough for a chat line."""
-    seconds = max(0, int(round(seconds)))
-    if seconds < 120:
-        return "%d s" % seconds
-    minutes = seconds // 60
-    if minutes < 120:
-        return "%d min" % minutes
-    hours, minutes = divmod(minutes, 60)
-    return "%d h %d min" % (hours, minutes) if minutes else "%d h" % hours
-
-
-def _nodes(count: int) -> str:
-    return "%d node%s" % (count, "" if count == 1 else "s")
+def change_detail(current: int, target: int, limit: str = "") -> str:
+    """'2 → 4, max 5'."""
+    return "%d → %d%s" % (current, target, ", " + limit if limit else "")
 
 
 def backoff_until(state: GroupState, settings: PolicySettings) -> float:
@@ -147,16 +152,6 @@ def alert_status(state: GroupState, now: float,
     return AlertLevel.NONE, False, alert.ended_at
 
 
-def _describe_alert(state: GroupState) -> str:
-    alert = state.alert
-    text = "%s alert" % alert.level
-    if alert.title:
-        text += " %r" % alert.title
-    if alert.issue_id:
-        text += " (issue %s)" % alert.issue_id
-    return text
-
-
 def _unreadable(state: GroupState) -> str:
     """'alert record autoscale.asg.web.alert cannot be read (why)', for up to 3 records."""
     parts = []
@@ -173,26 +168,29 @@ def _unreadable(state: GroupState) -> str:
 def _evaluate(state: GroupState, now: float, settings: PolicySettings) -> ScaleDecision:
     """What one group needs, before the global cap is shared out."""
     group = state.group
-    in_service, adding = state.capacity()
+    adding = state.count(*NodeState.PENDING)
     leaving = state.count(*NodeState.LEAVING)
-    capacity = in_service + adding
-    normal = group.desired if group.desired is not None else group.min_size
+    capacity = cap.capacity(state)
+    normal = cap.normal_size(group)
     level, expired, alert_ended = alert_status(state, now, settings)
 
-    def decision(action: str, count: int, reason: str, cause: str) -> ScaleDecision:
+    def decision(action: str, count: int, reason: str, cause: str, why: str = "",
+                 limit: str = "") -> ScaleDecision:
         delta = count if action in (Action.SCALE_OUT, Action.REPAIR) else -count
         return ScaleDecision(
             group=group.name, action=action, count=count, cause=cause, reason=reason,
             current=capacity, target=capacity + delta, alert_expired=expired,
+            why=why or cause, limit=limit,
         )
 
     def none(reason: str, cause: str) -> ScaleDecision:
         return decision(Action.NONE, 0, reason, cause)
 
+    alert = describe_alert(state.alert.level, state.alert.issue_id, state.alert.title)
     expired_note = ""
     if expired:
         expired_note = "%s expired (no update for %s); " % (
-            _describe_alert(state), duration(settings.alert_max_age))
+            alert, duration(settings.alert_max_age))
 
     if group.paused:
         return none(Reason.PAUSED, "%sgroup is paused: the governor leaves it alone"
@@ -207,17 +205,18 @@ def _evaluate(state: GroupState, now: float, settings: PolicySettings) -> ScaleD
     )
 
     unreadable = _unreadable(state) if state.unreadable else ""
-    if capacity < normal:
+    missing = cap.below_normal(group, capacity)
+    if missing:
         if backing_off:
             return none(Reason.BACKOFF, expired_note + backoff_cause)
-        count = normal - capacity
         # A guessed record never blocks a repair: adding back up to the normal size is what
         # the group needs whatever the unreadable record says.
         held = "; %s: only repairs until it is fixed" % unreadable if unreadable else ""
+        why = "%s%s in service or starting, below the normal size of %d" % (
+            expired_note, nodes(capacity), normal)
         return decision(
-            Action.REPAIR, count, Reason.REPAIR,
-            "%s%s in service or starting, below the normal size of %d: adding %s%s"
-            % (expired_note, _nodes(capacity), normal, _nodes(count), held),
+            Action.REPAIR, missing, Reason.REPAIR,
+            "%s: adding %s%s" % (why, nodes(missing), held), why + held,
         )
 
     if unreadable:
@@ -227,16 +226,16 @@ def _evaluate(state: GroupState, now: float, settings: PolicySettings) -> ScaleD
                     "until it is fixed or deleted" % (expired_note, unreadable))
 
     if level != AlertLevel.NONE:
-        alert = _describe_alert(state)
         age = duration(now - state.alert.opened_at) if state.alert.opened_at else "a while"
-        if capacity >= group.max_size:
+        room = cap.room_below_max(group, capacity)
+        if not room:
             return none(Reason.AT_MAX, "%s open for %s, but the group is at its maximum of %d"
                         % (alert, age, group.max_size))
         if backing_off:
             return none(Reason.BACKOFF, backoff_cause)
         if adding:
             return none(Reason.ADDING, "%s open for %s; waiting for %s being added before "
-                        "adding more" % (alert, age, _nodes(adding)))
+                        "adding more" % (alert, age, nodes(adding)))
         since_out = now - state.scaling.last_scale_out_at
         if state.scaling.last_scale_out_at and since_out < group.scale_out_cooldown:
             return none(Reason.SCALE_OUT_COOLDOWN, "%s open for %s; last scale-out %s ago, "
@@ -245,42 +244,47 @@ def _evaluate(state: GroupState, now: float, settings: PolicySettings) -> ScaleD
                            duration(group.scale_out_cooldown - since_out),
                            duration(group.scale_out_cooldown)))
         critical = level == AlertLevel.CRITICAL
-        step = group.expand_by if critical else settings.warning_step
-        count = min(step, group.max_size - capacity)
+        count = cap.clamp(group.expand_by if critical else settings.warning_step, room)
+        why = "%s open for %s" % (alert, age)
         return decision(
             Action.SCALE_OUT, count,
             Reason.ALERT_CRITICAL if critical else Reason.ALERT_WARNING,
-            "%s open for %s: adding %s (%d → %d, max %d)"
-            % (alert, age, _nodes(count), capacity, capacity + count, group.max_size),
+            "%s: adding %s (%d → %d, max %d)"
+            % (why, nodes(count), capacity, capacity + count, group.max_size),
+            why, "max %d" % group.max_size,
         )
 
     if capacity <= normal:
         return none(Reason.STEADY, "%sno alert; %s in service or starting, the normal size"
-                    % (expired_note, _nodes(capacity)))
+                    % (expired_note, nodes(capacity)))
     if adding:
         return none(Reason.ADDING, "%sno alert, but %s being added; scale-in waits for them"
-                    % (expired_note, _nodes(adding)))
+                    % (expired_note, nodes(adding)))
     if leaving:
         return none(Reason.LEAVING, "%sno alert; waiting for %s still leaving before removing "
-                    "more" % (expired_note, _nodes(leaving)))
+                    "more" % (expired_note, nodes(leaving)))
     # Victims are in-service nodes that are not protected; never ask for more than exist.
-    removable = sum(1 for node in state.nodes.values()
-                    if node.state == NodeState.IN_SERVICE and not node.protected)
+    removable = cap.removable(state)
     if not removable:
         return none(Reason.PROTECTED, "%sno alert; %s above the normal size of %d, but every "
                     "node in service is protected: nothing to remove"
-                    % (expired_note, _nodes(capacity - normal), normal))
+                    % (expired_note, nodes(cap.above_normal(group, capacity)), normal))
 
-    def removing(wanted: int) -> Tuple[int, str]:
-        count = min(wanted, removable)
-        return count, _nodes(count) + (" (the others are protected)" if count < wanted else "")
+    def removing(wanted: int) -> Tuple[int, str, str]:
+        """(count, '2 nodes (the others are protected)', '; the others are protected')."""
+        count = cap.clamp(wanted, removable)
+        note = "the others are protected" if count < wanted else ""
+        return count, nodes(count) + (" (%s)" % note if note else ""), \
+            "; " + note if note else ""
 
-    if capacity > group.max_size:
-        count, text = removing(capacity - group.max_size)
+    excess = cap.above_max(group, capacity)
+    if excess:
+        count, text, note = removing(excess)
+        why = "%s%s in service, above the maximum of %d" % (
+            expired_note, nodes(capacity), group.max_size)
         return decision(
-            Action.SCALE_IN, count, Reason.OVER_MAX,
-            "%s%s in service, above the maximum of %d: removing %s"
-            % (expired_note, _nodes(capacity), group.max_size, text),
+            Action.SCALE_IN, count, Reason.OVER_MAX, "%s: removing %s" % (why, text),
+            why + note, "max %d" % group.max_size,
         )
     quiet_since = max(state.scaling.last_scale_in_at, state.scaling.last_scale_out_at,
                       alert_ended)
@@ -288,15 +292,16 @@ def _evaluate(state: GroupState, now: float, settings: PolicySettings) -> ScaleD
     if quiet_since and waited < group.scale_in_cooldown:
         return none(Reason.SCALE_IN_COOLDOWN, "%sno alert; %s above the normal size of %d, "
                     "scale-in in %s (scale-in cooldown %s since the last change)"
-                    % (expired_note, _nodes(capacity - normal), normal,
+                    % (expired_note, nodes(cap.above_normal(group, capacity)), normal,
                        duration(group.scale_in_cooldown - waited),
                        duration(group.scale_in_cooldown)))
-    count, text = removing(min(group.deflate_by, capacity - normal))
-    calm = "no alert for %s" % duration(waited) if quiet_since else "no alert"
+    count, text, note = removing(min(group.deflate_by, cap.above_normal(group, capacity)))
+    why = expired_note + ("no alert for %s" % duration(waited) if quiet_since else "no alert")
     return decision(
         Action.SCALE_IN, count, Reason.RECOVERED,
-        "%s%s: removing %s (%d → %d, normal size %d)"
-        % (expired_note, calm, text, capacity, capacity - count, normal),
+        "%s: removing %s (%d → %d, normal size %d)"
+        % (why, text, capacity, capacity - count, normal),
+        why + note, "normal size %d" % normal,
     )
 
 
@@ -328,25 +333,26 @@ def decide(groups: Mapping[str, GroupState], now: float,
     settings = settings or PolicySettings()
     wants = {name: _evaluate_safely(name, state, now, settings)
              for name, state in groups.items()}
-    room = settings.global_max_nodes - sum(len(state.nodes) + state.unreadable_nodes
-                                           for state in groups.values())
+    room = cap.room_below_cap(cap.stored_nodes(groups.values()), settings)
 
     adding = [d for d in wants.values() if d.action in (Action.SCALE_OUT, Action.REPAIR)]
     for want in sorted(adding, key=_priority):
         dry_run = groups[want.group].group.dry_run
-        grant = max(0, min(want.count, room))
+        grant = cap.clamp(want.count, room)
         if grant == 0:
+            cause = "%s; but all groups together are at the global cap of %s" % (
+                want.cause, nodes(settings.global_max_nodes))
             wants[want.group] = replace(
                 want, action=Action.NONE, count=0, target=want.current, reason=Reason.GLOBAL_CAP,
-                cause="%s; but all groups together are at the global cap of %s"
-                % (want.cause, _nodes(settings.global_max_nodes)),
+                cause=cause, why=cause, limit="",
             )
             continue
         if grant < want.count:
+            capped = "; only %d allowed by the global cap of %s" % (
+                grant, nodes(settings.global_max_nodes))
             wants[want.group] = replace(
-                want, count=grant, target=want.current + grant,
-                cause="%s; only %d allowed by the global cap of %s"
-                % (want.cause, grant, _nodes(settings.global_max_nodes)),
+                want, count=grant, target=want.current + grant, cause=want.cause + capped,
+                why=want.why + capped,
             )
         # A dry run creates nothing, so it takes no room from groups that do act.
         if not dry_run:

@@ -1,9 +1,19 @@
-"""What every backend (compute, config, dns, lb, notify) shares: its error, retries of
-idempotent calls, and keeping secrets out of messages.
+"""The pack's exception vocabulary, shared by every layer.
 
-A backend error names the system, the operation and the object, so an operator reading chat
-or an execution result knows where to look: ``Nova: create server web-3f9a1c: Quota exceeded
-for instances``.
+* ``ValidationError``: bad input; the message says which field and why, in words an operator
+  can act on. Nothing has been changed.
+* ``RecordError``: a stored record that cannot be read (corrupt JSON, wrong shape, unknown
+  version).
+* ``Refusal``: a request the pack turns down although its input is well-formed: an unknown
+  group or node, a conflicting spec, a protected node, nothing to remove.
+* ``BackendError``: a remote system (compute, configuration management, DNS, load balancer,
+  chat) refused or failed an operation. It names the system, the operation and the object, so
+  an operator reading chat or an execution result knows where to look: ``Nova: create server
+  web-3f9a1c: Quota exceeded for instances``. ``retry`` re-runs idempotent calls, ``redact``
+  keeps secrets out of the messages.
+
+Errors never name a chat command: what an operator may do next is a ``hint`` (a name and its
+parameters, set with ``hinted``) that the chat layer words (``present/hints.py``).
 """
 
 from __future__ import annotations
@@ -14,8 +24,30 @@ from typing import Any, Callable, Iterable, Optional, Tuple, Type, TypeVar
 
 LOG = logging.getLogger(__name__)
 T = TypeVar("T")
+E = TypeVar("E", bound=BaseException)
 
 REDACTED = "[redacted]"
+
+
+class ValidationError(ValueError):
+    """Bad input: the message says which field and why, in words an operator can act on."""
+
+
+class RecordError(ValueError):
+    """A stored record that cannot be read (corrupt JSON, wrong shape, unknown version)."""
+
+
+class Refusal(ValueError):
+    """A refusal an operator can act on: an unknown group or node, a conflicting spec, a
+    protected node, nothing to remove."""
+
+
+def hinted(exc: E, hint: str, **params: Any) -> E:
+    """``exc`` carrying what the operator may do next: ``hint`` names it (see
+    ``present/hints.py``), ``params`` fill it in (the group's name, the node's ...)."""
+    exc.hint = hint  # type: ignore[attr-defined]
+    exc.hint_params = params  # type: ignore[attr-defined]
+    return exc
 
 
 class BackendError(Exception):
