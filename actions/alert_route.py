@@ -1,7 +1,8 @@
 from st2common.runners.base_action import Action
 
-from autoscale_core import lifecycle, st2_webhook
+from autoscale_core import lifecycle
 from autoscale_core.failure import reports_failure
+from autoscale_core.sources import st2_webhook
 
 
 class AlertRoute(Action):

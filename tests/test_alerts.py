@@ -7,7 +7,8 @@ from urllib.parse import quote
 import pytest
 from conftest import ROOT
 
-from autoscale_core.alerts import AlertPayloadError, normalise, parse_body
+from autoscale_core.sources import AlertPayloadError
+from autoscale_core.sources.newrelic import normalise, parse_body
 
 # A copy of shared/fixtures/newrelic, so the tests run from any clone.
 FIXTURES = os.path.join(ROOT, "tests", "fixtures", "newrelic")

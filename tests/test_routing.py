@@ -5,9 +5,11 @@ import os
 import pytest
 from conftest import ROOT
 
-from autoscale_core.alerts import Alert, normalise, parse_body
+from autoscale_core.domain.alerts import Alert
 from autoscale_core.model import Group, GroupState, ValidationError
-from autoscale_core.routing import Route, matches, route, trigger_payload
+from autoscale_core.sources import newrelic
+from autoscale_core.sources.newrelic import normalise, parse_body
+from autoscale_core.sources.routing import Route, matches, route, trigger_payload
 from st2harness import PackLoader
 from st2harness import schema as st2schema
 
@@ -31,7 +33,7 @@ def alert(**fields):
                   entities=["storefront"], policy="Storefront golden signals",
                   condition="High error rate")
     values.update(fields)
-    return Alert(**values)
+    return newrelic.alert(**values)
 
 
 def group(name, paused=False, **matchers):

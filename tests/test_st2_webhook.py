@@ -1,4 +1,4 @@
-"""Alerts through StackStorm's own webhook (autoscale_core.st2_webhook, the alert_route
+"""Alerts through StackStorm's own webhook (autoscale_core.sources.st2_webhook, the alert_route
 action): the body as st2api hands it to rules, read and routed as the sensor does."""
 
 import json
@@ -9,8 +9,8 @@ import pytest
 from conftest import ROOT
 from test_lifecycle import Pack
 
-from autoscale_core import st2_webhook
 from autoscale_core.model import ValidationError
+from autoscale_core.sources import st2_webhook
 
 FIXTURES = os.path.join(ROOT, "tests", "fixtures", "newrelic")
 NOW = 1_700_000_000.0
