@@ -182,7 +182,8 @@ def test_a_payload_with_empty_texts_validates_and_the_time_is_a_float():
 def test_the_trigger_schema_refuses_what_st2_must_not_accept():
     good = trigger_payload(alert(family="workflows"), "web", 1.0)
     for change in ({"state": "ACTIVATED"}, {"severity": "high"}, {"asg": "Web"},
-                   {"entities": "storefront"}, {"received_at": "now"}, {"extra": 1}):
+                   {"entities": "storefront"}, {"received_at": "now"}, {"extra": 1},
+                   {"family": "Work flows"}, {"family": ""}):
         with pytest.raises(st2schema.ValidationError):
             st2schema.validate(dict(good, **change), ALERT_SCHEMA)
     for missing in good:
