@@ -89,3 +89,22 @@ def test_texts_are_bounded_and_single_line():
                        "impactedEntities": ["e%d" % i for i in range(500)]})
     assert "\n" not in alert.title and len(alert.title) == 500
     assert len(alert.entities) == 50
+
+
+@pytest.mark.parametrize("priority, severity", [
+    ("CRITICAL", "critical"), ("critical", "critical"), ("HIGH", "warning"),
+    ("MEDIUM", "warning"), ("LOW", "info"), ("", "warning"), ("URGENT", "warning"),
+])
+def test_every_workflows_priority_has_its_severity(priority, severity):
+    alert = normalise({"id": "i", "state": "ACTIVATED", "priority": priority})
+    assert alert.severity == severity
+
+
+@pytest.mark.parametrize("given, severity", [
+    ("critical", "critical"), ("CRITICAL", "critical"), ("warning", "warning"),
+    ("info", "info"), ("", "warning"), ("major", "warning"),
+])
+def test_every_channel_and_legacy_severity_has_its_severity(given, severity):
+    channel = normalise({"current_state": "open", "incident_id": 1, "severity": given})
+    legacy = normalise({"long_description": "Alert opened", "created_at": "1", "severity": given})
+    assert (channel.severity, legacy.severity) == (severity, severity)

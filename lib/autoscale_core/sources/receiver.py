@@ -1,8 +1,8 @@
 """The webhook receiver, generic over alert sources: authentication, dedup, routing cache,
 and what to answer one delivery.
 
-``sensors/newrelic_webhook.py`` runs it in st2's sensor container (``server.build_from_config``
-in setup(), ``serve()`` in run(), ``stop()`` in cleanup()); everything with logic is in
+``sensors/newrelic_webhook.py`` runs it in st2's sensor container (``server.build_server`` in
+setup(), ``serve()`` in run(), ``stop()`` in cleanup()); everything with logic is in
 ``sources/`` so it can be tested without st2. The config's ``webhook`` section
 (``settings.py``) says where it listens and which alert source (``webhook.source``, today
 ``newrelic``) reads the bodies posted to its path; the HTTP side is ``server.py`` (the
