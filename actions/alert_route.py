@@ -1,7 +1,7 @@
 from st2common.runners.base_action import Action
 
-from autoscale_core import st2_webhook
 from autoscale_core.services.action import perform, reports_failure
+from autoscale_core.sources import st2_webhook
 
 
 class AlertRoute(Action):

@@ -66,7 +66,7 @@ def _groups() -> Dict[str, Any]:
 
 
 def _settings():
-    from autoscale_core.webhook import WebhookSettings
+    from autoscale_core.sources.settings import WebhookSettings
 
     return WebhookSettings.from_config(
         {"webhook": {"bind_address": "127.0.0.1", "port": 0, "token": TOKEN}})
@@ -148,7 +148,7 @@ def _serving(server: Any, serve: Callable[[], None]) -> threading.Thread:
 
 
 def _throughput(requests: int, threads: int, rounds: int) -> Dict[str, Any]:
-    from autoscale_core.webhook import build_server
+    from autoscale_core.sources.server import build_server
 
     settings = _settings()
     dispatched = Counter()
@@ -186,7 +186,7 @@ def _throughput(requests: int, threads: int, rounds: int) -> Dict[str, Any]:
 
 
 def _memory(checkpoints: List[int]) -> Dict[str, Any]:
-    from autoscale_core.webhook import Receiver, RouteCache
+    from autoscale_core.sources.receiver import Receiver, RouteCache
 
     dispatched = Counter()
     groups = _groups()

@@ -20,7 +20,8 @@ from bench.common import LIB  # noqa: E402,F401  (puts lib/ on sys.path)
 
 def main() -> int:
     from autoscale_core.domain.model import Group
-    from autoscale_core.webhook import WebhookSettings, build_server
+    from autoscale_core.sources.server import build_server
+    from autoscale_core.sources.settings import WebhookSettings
 
     if len(sys.argv) > 2:
         hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]

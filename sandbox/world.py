@@ -459,6 +459,7 @@ class World:
                 "bind_address": LOOPBACK,
                 "port": self.webhook_port,
                 "path": "/st2/nrhook",
+                "source": "newrelic",
                 "auth_type": "bearer",
                 "token": self.webhook_token,
                 # For auth_type basic and header.

@@ -1,6 +1,6 @@
 """The governor sensor: every ``governor.interval`` seconds, one look at every group.
 
-Everything it does is ``autoscale_core.governor.Governor`` (read its docstring); this file
+Everything it does is ``autoscale_core.services.governor.Governor`` (read its docstring); this file
 only builds it from the pack config and the sensor service, and calls ``tick()``.
 
 Poll interval: st2 starts a PollingSensor with the ``poll_interval`` of its metadata

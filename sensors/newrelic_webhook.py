@@ -1,9 +1,11 @@
 """The New Relic webhook sensor: an HTTP listener that turns New Relic alerts into
 ``autoscale.alert`` triggers, one per group the alert is for.
 
-Everything it does is ``autoscale_core.webhook`` (read its docstring for the requests, the
-answers, authentication, dedup and routing); this file only builds the server from the pack
-config's ``webhook`` section and the sensor service, serves in run() and stops in cleanup().
+Everything it does is ``autoscale_core.sources`` (read ``sources/receiver.py``'s docstring for
+the requests, the answers, authentication, dedup and routing, and ``sources/server.py``'s for
+slow clients); this file only builds the server from the pack config's ``webhook`` section
+(which also names the alert source, ``webhook.source``: New Relic by default) and the sensor
+service, serves in run() and stops in cleanup().
 
 A bad config (no secret for the chosen auth_type without allow_insecure, say) or a port that
 cannot be bound stops the sensor in setup(), with the config key's name in the error. The
@@ -13,7 +15,9 @@ run ``st2ctl reload --register-configs`` and restart the sensor container.
 
 from st2reactor.sensor.base import Sensor
 
-from autoscale_core import lifecycle, webhook
+from autoscale_core.services.action import store_for
+from autoscale_core.sources import server
+from autoscale_core.sources.settings import WebhookSettings
 
 
 class NewRelicWebhookSensor(Sensor):
@@ -23,9 +27,9 @@ class NewRelicWebhookSensor(Sensor):
         self._server = None
 
     def setup(self):
-        settings = webhook.WebhookSettings.from_config(self.config)
-        store = lifecycle.store_for(self.sensor_service, self.config)
-        self._server = webhook.build_server(
+        settings = WebhookSettings.from_config(self.config)
+        store = store_for(self.sensor_service, self.config)
+        self._server = server.build_server(
             settings, dispatch=self.sensor_service.dispatch,
             load_groups=lambda: store.load_all()[0], logger=self._logger)
 

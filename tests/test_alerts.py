@@ -7,7 +7,8 @@ from urllib.parse import quote
 import pytest
 from conftest import ROOT
 
-from autoscale_core.alerts import AlertPayloadError, normalise, parse_body
+from autoscale_core.sources import AlertPayloadError
+from autoscale_core.sources.newrelic import normalise, parse_body
 
 # A copy of shared/fixtures/newrelic, so the tests run from any clone.
 FIXTURES = os.path.join(ROOT, "tests", "fixtures", "newrelic")
@@ -137,3 +138,21 @@ def test_each_priority_or_severity_word_maps_to_one_severity(family, name, conte
     assert alert.family == family
     assert alert.severity == severity
 
+
+@pytest.mark.parametrize("priority, severity", [
+    ("CRITICAL", "critical"), ("critical", "critical"), ("HIGH", "warning"),
+    ("MEDIUM", "warning"), ("LOW", "info"), ("", "warning"), ("URGENT", "warning"),
+])
+def test_every_workflows_priority_has_its_severity(priority, severity):
+    alert = normalise({"id": "i", "state": "ACTIVATED", "priority": priority})
+    assert alert.severity == severity
+
+
+@pytest.mark.parametrize("given, severity", [
+    ("critical", "critical"), ("CRITICAL", "critical"), ("warning", "warning"),
+    ("info", "info"), ("", "warning"), ("major", "warning"),
+])
+def test_every_channel_and_legacy_severity_has_its_severity(given, severity):
+    channel = normalise({"current_state": "open", "incident_id": 1, "severity": given})
+    legacy = normalise({"long_description": "Alert opened", "created_at": "1", "severity": given})
+    assert (channel.severity, legacy.severity) == (severity, severity)

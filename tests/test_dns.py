@@ -499,7 +499,7 @@ def test_server_that_does_not_answer_times_out_and_is_tried_again(own_bind, capl
         for call in (lambda: target.add_record("web-slow", own_bind.zone, "10.0.0.5"),
                      lambda: target.delete_record("web-slow", own_bind.zone)):
             caplog.clear()
-            with caplog.at_level(logging.INFO, logger="autoscale_core.backend"):
+            with caplog.at_level(logging.INFO, logger="autoscale_core.errors"):
                 with pytest.raises(BackendError, match=r"no answer to the update from "
                                                        r"127.0.0.1 port \d+ within 0.3 s") as err:
                     returns(call)

@@ -5,10 +5,12 @@ import os
 import pytest
 from conftest import ROOT
 
-from autoscale_core.alerts import Alert, normalise, parse_body
+from autoscale_core.domain.alerts import Alert
 from autoscale_core.domain.model import Group, GroupState
 from autoscale_core.errors import ValidationError
-from autoscale_core.routing import Route, matches, route, trigger_payload
+from autoscale_core.sources import newrelic
+from autoscale_core.sources.newrelic import normalise, parse_body
+from autoscale_core.sources.routing import Route, matches, route, trigger_payload
 from st2harness import PackLoader
 from st2harness import schema as st2schema
 
@@ -32,7 +34,7 @@ def alert(**fields):
                   entities=["storefront"], policy="Storefront golden signals",
                   condition="High error rate")
     values.update(fields)
-    return Alert(**values)
+    return newrelic.alert(**values)
 
 
 def group(name, paused=False, **matchers):
@@ -181,7 +183,8 @@ def test_a_payload_with_empty_texts_validates_and_the_time_is_a_float():
 def test_the_trigger_schema_refuses_what_st2_must_not_accept():
     good = trigger_payload(alert(family="workflows"), "web", 1.0)
     for change in ({"state": "ACTIVATED"}, {"severity": "high"}, {"asg": "Web"},
-                   {"entities": "storefront"}, {"received_at": "now"}, {"extra": 1}):
+                   {"entities": "storefront"}, {"received_at": "now"}, {"extra": 1},
+                   {"family": "Work flows"}, {"family": ""}):
         with pytest.raises(st2schema.ValidationError):
             st2schema.validate(dict(good, **change), ALERT_SCHEMA)
     for missing in good:

@@ -1,4 +1,4 @@
-"""Alerts through StackStorm's own webhook (autoscale_core.st2_webhook, the alert_route
+"""Alerts through StackStorm's own webhook (autoscale_core.sources.st2_webhook, the alert_route
 action): the body as st2api hands it to rules, read and routed as the sensor does."""
 
 import json
@@ -9,8 +9,8 @@ import pytest
 from conftest import ROOT
 from test_lifecycle import Pack
 
-from autoscale_core import st2_webhook
 from autoscale_core.errors import ValidationError
+from autoscale_core.sources import st2_webhook
 
 FIXTURES = os.path.join(ROOT, "tests", "fixtures", "newrelic")
 NOW = 1_700_000_000.0
@@ -66,6 +66,33 @@ def test_what_is_not_an_alert_is_refused_with_the_reason(pack, body, reason):
     with pytest.raises(ValidationError, match=reason):
         st2_webhook.route_body(pack.store, body, now=NOW)
     assert pack.datastore.keys() == before
+
+
+@pytest.mark.parametrize("body, reason", [
+    ({"alert": []}, "form field alert is not valid JSON"),  # a field st2 gave no value
+    ({"alert": [""]}, "form field alert is not valid JSON"),
+    ({"hello": ["world"]}, "not a New Relic alert"),
+])
+def test_a_form_st2_parsed_is_read_as_the_sensor_reads_the_form(pack, body, reason):
+    with pytest.raises(ValidationError, match=reason):
+        st2_webhook.route_body(pack.store, body, now=NOW)
+
+
+def test_text_and_bytes_bodies_are_read_as_sent(pack):
+    text = fixture("workflows_activated.json")
+    for body in (text, text.encode()):
+        assert st2_webhook.route_body(pack.store, body, now=NOW)["groups"] == ["web"]
+    form = fixture("legacy_form_server_alert.txt").strip()
+    assert st2_webhook.route_body(pack.store, form, now=NOW)["groups"] == ["web"]
+
+
+def test_an_asg_field_that_is_not_text_is_refused(pack):
+    body = json.loads(fixture("workflows_activated.json"))
+    body["asg"] = ["api"]
+    with pytest.raises(ValidationError, match="the body's asg field must be a group name"):
+        st2_webhook.route_body(pack.store, body, now=NOW)
+    body["asg"] = ""  # empty: routed by the matchers
+    assert st2_webhook.route_body(pack.store, body, now=NOW)["groups"] == ["web"]
 
 
 def test_a_deployment_notice_routes_nowhere_without_failing(pack):

@@ -25,18 +25,19 @@ import yaml
 from conftest import ROOT
 from waiting import returns, wait_until
 
-from autoscale_core import webhook
 from autoscale_core.domain.model import Group
 from autoscale_core.errors import ValidationError
-from autoscale_core.store import Store
-from autoscale_core.webhook import (
+from autoscale_core.sources.receiver import (
     DEDUP_MAX_ENTRIES,
+    Authenticator,
+    DatastoreUnavailable,
     Dedup,
     Receiver,
     RouteCache,
-    WebhookServer,
-    WebhookSettings,
 )
+from autoscale_core.sources.server import WebhookServer
+from autoscale_core.sources.settings import WebhookSettings
+from autoscale_core.store import Store
 from sandbox.net import free_port
 from st2harness import Datastore, PackLoader
 from st2harness import schema as st2schema
@@ -337,7 +338,7 @@ def test_settings_defaults_and_secrets_stay_out_of_repr():
     assert TOKEN not in repr(settings)
     assert WebhookSettings.from_config({"webhook": {"token": TOKEN, "path": "/x/"}}).path == "/x"
     # Built directly without a secret and without allow_insecure: accepts nobody.
-    assert not webhook.Authenticator(WebhookSettings()).check({"Authorization": "Bearer "})
+    assert not Authenticator(WebhookSettings()).check({"Authorization": "Bearer "})
 
 
 # -- HTTP status codes ------------------------------------------------------------------------
@@ -596,7 +597,7 @@ def test_route_cache_keeps_the_last_copy_when_the_datastore_fails(caplog):
     clock[0] = 7.1
     assert cache.groups() == {"web": "w2"}
     failing = RouteCache(lambda: (_ for _ in ()).throw(RuntimeError("down")))
-    with pytest.raises(webhook.DatastoreUnavailable):
+    with pytest.raises(DatastoreUnavailable):
         failing.groups()
 
 
@@ -1113,20 +1114,21 @@ eventlet.monkey_patch(os=True, select=True, socket=True, thread=True, time=True)
 import http.client, json, resource, socket, sys, threading, time
 from concurrent.futures import ThreadPoolExecutor
 sys.path.insert(0, sys.argv[1])
-from autoscale_core import webhook
 from autoscale_core.domain.model import Group
+from autoscale_core.sources.server import build_server
+from autoscale_core.sources.settings import WebhookSettings
 
 HOSTILE = int(sys.argv[2])
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 if soft < 2 * HOSTILE + 512:  # two descriptors per slow client: its socket and the server's
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 2 * HOSTILE + 512), hard))
-settings = webhook.WebhookSettings.from_config(
+settings = WebhookSettings.from_config(
     {"webhook": {"bind_address": "127.0.0.1", "port": 0, "token": "t",
                  "request_timeout": 5, "idle_timeout": 1}})
 group = Group.create(name="web", domain="example.com", alert_matchers={"entities": ["s*"]})
 got = []
-server = webhook.build_server(settings, lambda trigger, payload: got.append(payload),
-                              lambda: {"web": group})
+server = build_server(settings, lambda trigger, payload: got.append(payload),
+                      lambda: {"web": group})
 thread = threading.Thread(target=server.serve)
 thread.start()
 slow = socket.create_connection(("127.0.0.1", server.port))

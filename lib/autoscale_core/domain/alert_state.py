@@ -31,8 +31,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Dict, Mapping
 
-from ..alerts import ACKNOWLEDGED, CLOSED, CRITICAL, INFO, OPEN, WARNING
 from ..errors import ValidationError
+from .alerts import ACKNOWLEDGED, CLOSED, CRITICAL, INFO, OPEN, WARNING
 from .model import AlertLevel, AlertState
 from .settings import PolicySettings
 from .words import describe_issue, plural

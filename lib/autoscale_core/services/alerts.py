@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Dict, Mapping, Optional
 
-from ..alerts import CRITICAL, OPEN
 from ..config import policy_settings
 from ..domain.alert_state import Delivery, apply
+from ..domain.alerts import CRITICAL, OPEN
 from ..domain.model import AlertState, Event
 from ..domain.names import validate_group_name
 from ..errors import RecordError

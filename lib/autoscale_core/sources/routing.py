@@ -1,8 +1,10 @@
-"""Which group(s) a New Relic alert is for, and the ``autoscale.alert`` payload for each.
+"""Which group(s) an alert is for, and the ``autoscale.alert`` payload for each.
 
-Used by the webhook sensor (``webhook.py``) and by the ``alert_route`` action (alerts that
-arrive through StackStorm's own webhook), so both route alike. Pure: nothing is read or
-written here; the caller loads the groups (``Store.load_all``) and dispatches.
+Used by the webhook sensor (``receiver.py``) and by the ``alert_route`` action (alerts that
+arrive through StackStorm's own webhook, ``st2_webhook.py``), so both route alike. Pure:
+nothing is read or written here; the caller loads the groups (``Store.load_all``) and
+dispatches. It knows no source: what each matcher kind is compared with is the alert's
+``matcher_values``, which its source filled in (``sources/newrelic.py``: ``MATCHER_VALUES``).
 
 Routing, ``route(alert, groups, asg)``:
 
@@ -10,22 +12,19 @@ Routing, ``route(alert, groups, asg)``:
   alone, whatever its matchers say. The name is validated first: one that is not a DNS label
   raises ``ValidationError`` (the webhook answers 400). A valid name no group has routes
   nowhere ("no group named X").
-* Matched: without ``asg``, the alert goes to every group whose ``alert_matchers`` match it:
+* Matched: without ``asg``, the alert goes to every group whose ``alert_matchers``
+  (kind -> patterns) match it:
 
   - a group without matchers (or with only empty lists) is reached only through ``?asg=``;
   - a pattern is a shell glob (``fnmatch``: ``*``, ``?``, ``[abc]``) compared
     case-insensitively with the whole value: ``web-*`` matches ``WEB-01`` but not
     ``old-web-01``;
-  - within one kind, any pattern may match (OR);
+  - within one kind, any pattern may match any of the alert's values for that kind (OR);
   - every kind the group sets must match (AND): ``{"applications": ["storefront"],
     "policies": ["Storefront*"]}`` needs an entity called storefront AND a policy starting
     with Storefront;
-  - ``entities``, ``applications`` and ``servers`` are matched against the alert's entities
-    (a kind matches when any pattern matches any entity; New Relic does not say reliably
-    which entity is an application and which a server, so the three kinds are names for
-    the operator's benefit), ``policies`` against its policy name, ``conditions`` against its
-    condition name. An alert without entities (or without a policy, a condition) never
-    matches a group that sets that kind.
+  - an alert without values for a kind (no entities, no policy…) never matches a group that
+    sets that kind.
 
 Paused groups are routed to like any other: their alert state is still recorded, and the
 governor leaves paused groups alone.
@@ -36,11 +35,10 @@ from __future__ import annotations
 import fnmatch
 from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional
 
-from .alerts import Alert
-from .model import Group, validate_group_name
+from ..domain.alerts import Alert
+from ..domain.model import Group
+from ..domain.names import validate_group_name
 
-# Matcher kind -> what of the alert it is compared with.
-_ENTITY_KINDS = ("entities", "applications", "servers")
 _REASON_VALUE_MAX = 80
 
 
@@ -56,16 +54,6 @@ def _group(value: Any) -> Group:
     return getattr(value, "group", value)
 
 
-def _values(alert: Alert, kind: str) -> List[str]:
-    if kind in _ENTITY_KINDS:
-        return list(alert.entities)
-    if kind == "policies":
-        return [alert.policy] if alert.policy else []
-    if kind == "conditions":
-        return [alert.condition] if alert.condition else []
-    return []
-
-
 def _any_match(patterns: Iterable[str], values: Iterable[str]) -> bool:
     values = [value.lower() for value in values]
     return any(fnmatch.fnmatchcase(value, pattern.lower())
@@ -78,13 +66,18 @@ def active_matchers(group: Group) -> Dict[str, List[str]]:
             if patterns}
 
 
+def match(matchers: Mapping[str, Iterable[str]], values: Mapping[str, Iterable[str]]) -> bool:
+    """Whether ``matchers`` (kind -> patterns, each kind set) all match ``values`` (kind ->
+    what that kind is compared with); no matchers match nothing."""
+    if not matchers:
+        return False
+    return all(_any_match(patterns, values.get(kind, ())) for kind, patterns in matchers.items())
+
+
 def matches(group: Any, alert: Alert) -> bool:
     """Whether a group's matchers (see the module docstring) select the alert. A group
     without matchers never matches."""
-    matchers = active_matchers(_group(group))
-    if not matchers:
-        return False
-    return all(_any_match(patterns, _values(alert, kind)) for kind, patterns in matchers.items())
+    return match(active_matchers(_group(group)), alert.matcher_values)
 
 
 def _short(text: str) -> str:

@@ -1,22 +1,36 @@
-"""New Relic webhook payloads, normalised to one shape whatever their family.
+"""The New Relic alert source: webhook payloads of any of its three families, as alerts.
 
 Three families reach the webhook (shared/fixtures/newrelic): Workflows issue payloads (2022 on:
 ``id``, ``state``, ``priority``), the notification-channel JSON (``current_state``,
 ``severity``, ``incident_id`` or ``issue_id``) and the 2015 form-encoded hook (one field
 ``alert=`` or ``deployment=`` holding JSON). Every field is user-editable in New Relic, so any
-may be missing or extra; what cannot be read is refused with a one-line reason.
+may be missing or extra; what cannot be read is refused with a one-line reason. A body
+carries one alert.
+
+Priorities: ``CRITICAL`` -> critical, ``HIGH`` and ``MEDIUM`` -> warning, ``LOW`` -> info
+(anything else: warning). A top-level ``asg`` text names the alert's group (``Alert.group``;
+a payload template may set it for StackStorm's own webhook, which has no ``?asg=``).
+
+Matcher vocabulary (``MATCHER_VALUES``): a group's ``entities``, ``applications`` and
+``servers`` patterns are all compared with the alert's entities (New Relic does not say
+reliably which entity is an application and which a server, so the three kinds are names for
+the operator's benefit), ``policies`` with its policy name, ``conditions`` with its condition
+name.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import replace
 from typing import Any, Dict, List, Mapping
 from urllib.parse import parse_qs
 
-OPEN, ACKNOWLEDGED, CLOSED = "open", "acknowledged", "closed"
-CRITICAL, WARNING, INFO = "critical", "warning", "info"
+from ..domain.alerts import ACKNOWLEDGED, CLOSED, CRITICAL, INFO, OPEN, WARNING, Alert
+from . import AlertPayloadError, NotAnAlert
+
+NAME = "newrelic"
+TITLE = "New Relic"
 
 # Workflows issue states and priorities.
 _ISSUE_STATES = {"CREATED": OPEN, "ACTIVATED": OPEN, "ACKNOWLEDGED": ACKNOWLEDGED,
@@ -31,31 +45,30 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 _TEXT_MAX = 500
 _LIST_MAX = 50
 
+# Matcher kind -> the alert value it is compared with (see the module docstring).
+MATCHER_VALUES = {"entities": "entities", "applications": "entities", "servers": "entities",
+                  "policies": "policy", "conditions": "condition"}
 
-class AlertPayloadError(ValueError):
-    """The body is not a New Relic alert we can read; the message is the 400's reason."""
 
-
-class DeploymentNotice(AlertPayloadError):
+class DeploymentNotice(NotAnAlert):
     """The 2015 hook's ``deployment=`` form: New Relic telling of a deployment, not an alert.
     Nothing to do, but New Relic counts any answer but a 2xx as a failed delivery and retries
     it, so the webhook answers it 2xx (and logs it at debug level only)."""
 
 
-@dataclass(frozen=True)
-class Alert:
-    state: str
-    severity: str
-    issue_id: str
-    title: str = ""
-    entities: List[str] = field(default_factory=list)
-    policy: str = ""
-    condition: str = ""
-    url: str = ""
-    family: str = ""
+def parse(body: bytes, content_type: str = "") -> List[Alert]:
+    """The alert a webhook body carries (one: New Relic sends one issue per delivery)."""
+    return [normalise(parse_body(body, content_type))]
 
-    def as_dict(self) -> Dict[str, Any]:
-        return asdict(self)
+
+def alert(**fields: Any) -> Alert:
+    """An Alert with New Relic's matcher vocabulary filled in from its values."""
+    plain = Alert(**fields)
+    values: Dict[str, List[str]] = {}
+    for kind, name in MATCHER_VALUES.items():
+        value = getattr(plain, name)
+        values[kind] = list(value) if isinstance(value, list) else ([value] if value else [])
+    return replace(plain, matcher_values=values)
 
 
 def _text(value: Any) -> str:
@@ -148,22 +161,27 @@ def check_unicode(document: Any, what: str = "body") -> None:
 def normalise(document: Mapping[str, Any]) -> Alert:
     """One Alert from any of the three families."""
     if "current_state" in document:
-        return _channel(document)
-    if "state" in document or "priority" in document:
-        return _workflows(document)
-    if "long_description" in document or "alert_url" in document:
-        return _legacy(document)
-    raise AlertPayloadError("not a New Relic alert: no state, current_state or long_description")
+        fields = _channel(document)
+    elif "state" in document or "priority" in document:
+        fields = _workflows(document)
+    elif "long_description" in document or "alert_url" in document:
+        fields = _legacy(document)
+    else:
+        raise AlertPayloadError(
+            "not a New Relic alert: no state, current_state or long_description")
+    named = document.get("asg")
+    # Only text names a group; the sensor never refused a body for another asg field.
+    return alert(group=named if isinstance(named, str) else "", **fields)
 
 
-def _workflows(doc: Mapping[str, Any]) -> Alert:
+def _workflows(doc: Mapping[str, Any]) -> Dict[str, Any]:
     state = _ISSUE_STATES.get(_text(doc.get("state")).upper())
     if state is None:
         raise AlertPayloadError("unknown issue state %r" % _text(doc.get("state")))
     issue_id = _text(doc.get("id"))
     if not issue_id:
         raise AlertPayloadError("issue payload without an id")
-    return Alert(
+    return dict(
         state=state,
         severity=_PRIORITIES.get(_text(doc.get("priority")).upper(), WARNING),
         issue_id=issue_id,
@@ -176,7 +194,7 @@ def _workflows(doc: Mapping[str, Any]) -> Alert:
     )
 
 
-def _channel(doc: Mapping[str, Any]) -> Alert:
+def _channel(doc: Mapping[str, Any]) -> Dict[str, Any]:
     state = _CHANNEL_STATES.get(_text(doc.get("current_state")).lower())
     if state is None:
         raise AlertPayloadError("unknown current_state %r" % _text(doc.get("current_state")))
@@ -185,7 +203,7 @@ def _channel(doc: Mapping[str, Any]) -> Alert:
     issue_id = _text(doc.get("issue_id")) or _text(doc.get("incident_id"))
     if not issue_id:
         raise AlertPayloadError("incident payload without issue_id or incident_id")
-    return Alert(
+    return dict(
         state=state,
         severity=_SEVERITIES.get(_text(doc.get("severity")).lower(), WARNING),
         issue_id=issue_id,
@@ -198,7 +216,7 @@ def _channel(doc: Mapping[str, Any]) -> Alert:
     )
 
 
-def _legacy(doc: Mapping[str, Any]) -> Alert:
+def _legacy(doc: Mapping[str, Any]) -> Dict[str, Any]:
     description = _text(doc.get("long_description")).lower()
     if description.startswith("alert ended"):
         state = CLOSED
@@ -211,7 +229,7 @@ def _legacy(doc: Mapping[str, Any]) -> Alert:
     issue_id = found.group(1) if found else _text(doc.get("created_at"))
     if not issue_id:
         raise AlertPayloadError("legacy alert without alert_url or created_at")
-    return Alert(
+    return dict(
         state=state,
         severity=_SEVERITIES.get(_text(doc.get("severity")).lower(), WARNING),
         issue_id=issue_id,
