@@ -8,6 +8,7 @@ from autoscale_core.domain import alert_state
 from autoscale_core.domain.alert_state import Delivery, apply
 from autoscale_core.domain.model import AlertLevel, AlertState
 from autoscale_core.errors import ValidationError
+from autoscale_core.services import alerts
 
 NOW = 1_700_000_000.0
 
@@ -223,7 +224,7 @@ def test_alert_max_age_counts_from_the_last_delivery_not_the_opening():
 def test_record_alert_prunes_at_the_configured_alert_max_age(age, kept):
     pack = Pack(governor={"alert_max_age": 600})
     pack.group("web")
-    record = alert_state.record_alert
+    record = alerts.record_alert
     record(pack.store, "web", "open", "critical", "old", config=pack.loader.config, now=NOW)
     result = record(pack.store, "web", "open", "warning", "new", config=pack.loader.config,
                     now=NOW + age)

@@ -346,4 +346,5 @@ def test_a_close_for_an_issue_never_seen_open_is_not_announced_while_another_is_
     # The open issue's own close does end the alert, and says so.
     assert alert(env, state="closed", severity="warning", issue_id="issue-open")["level"] == \
         "none"
-    assert "alert closed" in " ".join(m.text for m in env.world.slack.messages[heard:])
+    said = " ".join(m.text for m in env.world.slack.messages[heard:])
+    assert "issue-open" in said and "closed" in said, said
