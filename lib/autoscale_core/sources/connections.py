@@ -18,16 +18,22 @@ import socket
 import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
-from typing import TYPE_CHECKING, Any, Optional, Tuple
+from typing import Any, Optional, Protocol, Tuple
 from urllib.parse import parse_qs, urlsplit
 
 from ..domain.names import validate_group_name
 from ..errors import ValidationError
-from .receiver import Outcome, one_line, refusal
+from .receiver import Outcome, Receiver, one_line, refusal
 from .settings import WebhookSettings
 
-if TYPE_CHECKING:
-    from .server import WebhookServer
+
+class WebhookServer(Protocol):
+    """What a request handler needs of the server that runs it (server.WebhookServer)."""
+
+    logger: Any
+    receiver: Receiver
+    settings: WebhookSettings
+
 
 HEAD_LIMIT = 65536
 LINGER_SECONDS = 1.0
