@@ -7,6 +7,7 @@ import dataclasses
 import json
 import logging
 import time
+import types
 
 import pytest
 import requests
@@ -50,21 +51,25 @@ def openstack():
 
 
 @pytest.fixture
-def fake(openstack):
+def created():
+    """What the fake's create hook saw: (name, address handed out) and admin passwords."""
+    return types.SimpleNamespace(addresses=[], admin_passwords=[])
+
+
+@pytest.fixture
+def fake(openstack, created):
     """The module's fake OpenStack, reset: one server for all tests keeps the file fast."""
     openstack.reset()
-    openstack.addresses_given = []
-    openstack.admin_passwords = []
 
     def on_create(info):  # the sandbox demo's hook: say where the VM's stand-in listens
-        address = "127.0.0.%d" % (10 + len(openstack.addresses_given))
-        openstack.addresses_given.append((info["name"], address))
-        openstack.admin_passwords.append(info["admin_pass"])
+        address = "127.0.0.%d" % (10 + len(created.addresses))
+        created.addresses.append((info["name"], address))
+        created.admin_passwords.append(info["admin_pass"])
         return address
 
-    openstack.on_create = on_create
+    openstack.set_hooks(on_create=on_create)
     yield openstack
-    openstack.on_create = None
+    openstack.set_hooks()
 
 
 def config_for(fake, **openstack):
@@ -140,14 +145,14 @@ def token_requests(fake):
 # -- create ----------------------------------------------------------------------------------------
 
 
-def test_create_boots_a_tagged_server_and_returns_its_address(fake):
+def test_create_boots_a_tagged_server_and_returns_its_address(fake, created):
     result = create(pack(fake))
     assert result.ok, result
     server_id = result.result["server_id"]
     assert result.result["status"] == "ACTIVE" and result.result["origin"] == "created"
     assert result.result["name"] == "web-a1b2c3" and result.result["node"] == "web-a1b2c3"
     # The address is the one the on_create hook handed out, read on the configured network.
-    assert fake.addresses_given == [("web-a1b2c3", "127.0.0.10")]
+    assert created.addresses == [("web-a1b2c3", "127.0.0.10")]
     assert result.result["address"] == "127.0.0.10"
     assert result.result["addresses"] == {"private": ["127.0.0.10"]}
     (server,) = fake.live_servers()
@@ -285,7 +290,7 @@ def test_a_second_create_of_the_same_node_reuses_its_server(fake):
 
 
 def test_error_state_reports_novas_fault_and_names_the_server(fake):
-    fake.boot_fault = FAULT
+    fake.set_boot_fault(FAULT)
     loader = pack(fake)
     result = create(loader)
     assert not result.ok
@@ -300,7 +305,7 @@ def test_error_state_reports_novas_fault_and_names_the_server(fake):
 
 
 def test_boot_timeout(fake):
-    fake.boot_delay = 30
+    fake.set_boot_delay(30)
     result = create(pack(fake), boot_timeout=1)
     assert not result.ok
     assert "still BUILD after 1 s (boot timeout)" in result.result["error"]
@@ -309,8 +314,7 @@ def test_boot_timeout(fake):
 
 @pytest.mark.parametrize("status", [403, 413])
 def test_quota_exceeded_is_clear_and_not_retried(fake, status):
-    fake.quota_instances = 0
-    fake.quota_status = status
+    fake.set_quota(0, status=status)
     result = create(pack(fake))
     assert not result.ok
     assert result.result["error"].startswith("Nova: create server web-a1b2c3: Quota exceeded "
@@ -375,7 +379,7 @@ def test_bad_input_is_refused_before_any_request(fake, params, message):
 
 
 def test_lost_create_answer_finds_the_server_instead_of_creating_another(fake):
-    fake.create_answer_delay = 1.5  # the server exists, the answer comes too late
+    fake.set_create_answer(delay=1.5)  # the server exists, the answer comes too late
     compute = NovaCompute(settings_for(fake, request_timeout=0.5))
     boot = compute.boot(spec(), 10)
     assert boot.origin == "recovered" and boot.server.status == "ACTIVE"
@@ -383,7 +387,7 @@ def test_lost_create_answer_finds_the_server_instead_of_creating_another(fake):
 
 
 def test_a_gateway_error_after_the_create_is_recovered_through_the_action(fake):
-    fake.create_answer_status = 504
+    fake.set_create_answer(status=504)
     result = create(pack(fake))
     assert result.ok and result.result["origin"] == "recovered", result
     assert len(posts(fake)) == 1 and len(fake.live_servers()) == 1
@@ -419,7 +423,7 @@ def test_an_expired_token_is_renewed(fake):
 def test_destroy_waits_until_gone_and_a_gone_server_is_success(fake):
     loader = pack(fake)
     server_id = create(loader).result["server_id"]
-    fake.delete_delay = 0.6  # still listed, "deleting", for a while
+    fake.set_delete_delay(0.6)  # still listed, "deleting", for a while
     destroy = loader.action("vm_destroy")
     result = destroy.run(group=GROUP, server_id=server_id)
     assert result.ok and result.result["deleted"] == [server_id], result
@@ -443,8 +447,7 @@ def test_destroy_never_touches_another_groups_server(fake):
 
 def test_destroy_timeout(fake):
     server_id = NovaCompute(settings_for(fake)).boot(spec(), 10).server.id
-    fake.servers[server_id]["delete_delay"] = 30
-    fake.delete_delay = 30
+    fake.set_delete_delay(30, server_id)
     with pytest.raises(ServerError, match="still there 1 s after the delete") as failure:
         NovaCompute(settings_for(fake)).destroy(server_id, GROUP, 1)
     assert failure.value.retryable and failure.value.server_id == server_id
@@ -465,16 +468,13 @@ def test_destroy_input_is_checked_before_any_request(fake, params, message):
 
 
 def test_list_shows_only_the_groups_servers_across_pages(fake):
-    fake.max_limit = 2  # Nova pages listings; every page must be read
+    fake.set_page_limit(2)  # Nova pages listings; every page must be read
     loader = pack(fake)
     for node in ("web-aaaaaa", "web-bbbbbb", "web-cccccc"):
         assert create(loader, node=node).ok
     # A group whose name starts like ours, and a server someone made by hand.
     assert create(loader, group="web-api", node="web-api-dddddd").ok
-    compute = NovaCompute(settings_for(fake))
-    nova = compute._client()
-    nova.servers.create("web-handmade", next(iter(fake.images)), "2",
-                        nics=[{"net-id": next(iter(fake.networks))}])
+    fake.add_server("web-handmade")
     result = loader.action("vm_list").run(group=GROUP)
     assert result.ok
     listed = result.result["servers"]
@@ -531,15 +531,15 @@ def test_settings_repr_hides_secrets(fake):
 # -- secrets and side effects --------------------------------------------------------------------
 
 
-def test_no_secret_in_any_log_record_or_result(fake, caplog):
+def test_no_secret_in_any_log_record_or_result(fake, created, caplog):
     caplog.set_level(logging.DEBUG)
     loader = pack(fake)
     outputs = []
     ok = create(loader)
     outputs.append(ok)
-    fake.boot_fault = FAULT
+    fake.set_boot_fault(FAULT)
     outputs.append(create(loader, node="web-bbbbbb"))
-    fake.boot_fault = None
+    fake.set_boot_fault(None)
     outputs.append(loader.action("vm_list").run(group=GROUP))
     outputs.append(loader.action("vm_destroy").run(group=GROUP, node="web-a1b2c3"))
     outputs.append(create(pack(fake, application_credential_secret="wrong-App-secret-typed")))
@@ -552,14 +552,14 @@ def test_no_secret_in_any_log_record_or_result(fake, caplog):
     sent = [r.json()["server"]["user_data"] for r in posts(fake)]
     assert all(base64.b64decode(data).decode().count("validatorSecretLine") == 1
                for data in sent)
-    assert len(fake.admin_passwords) == 2
+    assert len(created.admin_passwords) == 2
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert "REQ: curl" in logged and "RESP BODY" in logged  # keystoneauth's DEBUG logs ran
     results = json.dumps([list(output) for output in outputs])
     secrets = [VALIDATION_KEY, "validatorSecretLine", CLIENT_KEY, PASSWORD, APP_SECRET,
                "wrong-App-secret-typed", PASSWORD + "x"] + sent + [
         data[i:i + 40] for data in sent for i in range(0, len(data) - 40, 40)] + (
-        fake.admin_passwords)
+        created.admin_passwords)
     for secret in secrets:
         assert secret not in logged, secret[:20]
         assert secret not in results, secret[:20]
@@ -576,8 +576,8 @@ def test_novaclient_writes_no_cache_files(fake, tmp_path, monkeypatch):
 def test_a_server_being_deleted_is_not_reused(fake):
     loader = pack(fake)
     old = create(loader).result["server_id"]
-    fake.servers[old]["deleted_at"] = time.monotonic()
-    fake.servers[old]["delete_delay"] = 30  # Nova still lists it, "deleting"
+    fake.set_delete_delay(30, old)  # Nova still lists it, "deleting"
+    fake.delete_server(old)
     again = create(loader)
     assert again.ok and again.result["origin"] == "created"
     assert again.result["server_id"] != old

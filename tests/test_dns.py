@@ -361,7 +361,7 @@ def test_actions_refuse_to_add_and_leave_alone_on_delete(bind):
 
 
 def test_wrong_secret_is_a_clear_error_without_the_secret(bind):
-    wrong = BindServer._new_secret()
+    wrong = BindServer.new_secret()
     bad = Rfc2136Registry(settings_for(bind, tsig_secret=wrong))
     with pytest.raises(BackendError) as err:
         bad.add_record("web-3f9a1c", bind.zone, "10.0.0.5")
@@ -589,7 +589,7 @@ def test_actions_report_failures(bind):
                                       "letter or digit", "retryable": False}
     result = run_action(bind, "dns_add_record", name="web", domain=bind.zone)
     assert not result.ok and "dns.service_address is empty" in result.result["error"]
-    config = pack_config(bind, tsig_secret=BindServer._new_secret())
+    config = pack_config(bind, tsig_secret=BindServer.new_secret())
     result = run_action(bind, "dns_delete_record", config=config, name="web-act",
                         domain=bind.zone)
     assert not result.ok
@@ -602,7 +602,7 @@ def test_actions_report_failures(bind):
 
 def test_no_secret_in_logs_results_or_errors(bind, caplog):
     caplog.set_level(logging.DEBUG)
-    wrong = BindServer._new_secret()
+    wrong = BindServer.new_secret()
     seen = []
     good = settings_for(bind)
     Rfc2136Registry(good).add_record("web-log", bind.zone, "10.0.0.5")

@@ -557,11 +557,8 @@ def test_managed_servers_is_one_listing_of_every_tagged_server(fake):
     web = boot(fake, "web", "web-aaaaaa")
     api = boot(fake, "api", "api-bbbbbb")
     compute = NovaCompute(ComputeSettings.from_config(openstack_config(fake)))
-    nova = compute._client()
-    image = next(iter(fake.images))
-    network = next(iter(fake.networks))
-    nova.servers.create("not-ours", image, "2", nics=[{"net-id": network}])  # no metadata
-    fake.requests.clear()
+    fake.add_server("not-ours")  # no metadata
+    fake.clear_requests()
     servers = compute.managed_servers()
     assert [(s.group, s.node, s.id) for s in servers] == [
         ("api", "api-bbbbbb", api.id), ("web", "web-aaaaaa", web.id)]
@@ -581,7 +578,7 @@ def test_orphans_reported_once_dispatched_after_the_grace_then_forgotten(fake):
     orphan = boot(fake, "web", "web-cafe01")
     stray = boot(fake, "gone", "gone-beef02")  # its group no longer exists
     held = boot(fake, "quiet", "quiet-dead03")  # paused group: reported, never cleaned up
-    fake.requests.clear()
+    fake.clear_requests()
 
     report = governor.tick(NOW)
     assert report.orphan_scan == "ok" and len(listings(fake)) == 1
@@ -723,18 +720,15 @@ def test_orphans_that_no_workflow_could_take_are_held_and_vms_being_deleted_igno
                                                 announce=announce)
     seed(store, "web", in_service=0, min_size=0, dry_run=True)
     dry = boot(fake, "web", "web-d0d0d0")
-    nova = NovaCompute(ComputeSettings.from_config(openstack_config(fake)))._client()
-    image, network = next(iter(fake.images)), next(iter(fake.networks))
-    odd = nova.servers.create("hand-made", image, "2", nics=[{"net-id": network}],
-                              meta={"autoscale_group": "web", "autoscale_node": "Hand_Made"})
-    fake.delete_delay = 60  # listed as "deleting" for a minute
+    odd = fake.add_server("hand-made", {"autoscale_group": "web", "autoscale_node": "Hand_Made"})
+    fake.set_delete_delay(60)  # listed as "deleting" for a minute
     leaving = boot(fake, "web", "web-1e1e1e")
-    nova.servers.delete(leaving.id)
+    fake.delete_server(leaving.id)
 
     report = governor.tick(NOW)
     held = {o.server_id: o.held for o in report.orphans}
     assert held == {dry.id: "group is in dry run",
-                    odd.id: "its autoscale_group or autoscale_node tag is not a valid name"}
+                    odd: "its autoscale_group or autoscale_node tag is not a valid name"}
     assert report.dispatched == [] and service.dispatched == []
     assert announce.kinds() == [("web", Kind.ORPHAN)]  # the tag that is a name
     assert "not cleaned up: group is in dry run" in announce.calls[0]["cause"]

@@ -279,7 +279,7 @@ def test_slack_down_is_reported_after_every_try(own_slack):
 
 
 def test_no_answer_is_a_timeout_and_not_sent_twice(slack):
-    slack.delay = 1.5
+    slack.set_delay(1.5)
     asked, sleep = sleeps_recorded()
     result = deliver(SlackNotifier(settings_for(slack, timeout=0.3), sleep=sleep),
                      "#autoscale", "slow")

@@ -95,11 +95,11 @@ def fault(world, what):
     if what == "nova.timeout":
         assert world.openstack is not None
         before = world.openstack.boot_delay
-        world.openstack.boot_delay = 3600.0  # BUILD for an hour: past any boot_timeout
+        world.openstack.set_boot_delay(3600.0)  # BUILD for an hour: past any boot_timeout
         try:
             yield
         finally:
-            world.openstack.boot_delay = before
+            world.openstack.set_boot_delay(before)
     else:
         with world.failure(what):
             yield
