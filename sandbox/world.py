@@ -73,9 +73,9 @@ from .http_fake import Failure
 from .net import LOOPBACK, free_port
 from .webnode import WebNode
 
-# The first label of a name's ownership record, _autoscale.<name> (autoscale_core.dns).
+# The first label of a name's ownership record, _autoscale.<name> (backends/rfc2136.py).
 OWNER_LABEL = "_autoscale"
-# The server metadata key that names a node's port (autoscale_core.compute.PORT_KEY).
+# The server metadata key that names a node's port (ports/compute.py).
 PORT_KEY = "autoscale_port"
 
 # What ``fail`` knows, and what each does (all built on the fakes' and launchers' own knobs).

@@ -14,12 +14,20 @@ every loaded module that does not come with the interpreter hidden while the fil
 an import that would fail in production fails here too, whatever the test imported before.
 The loaded class keeps the modules it imported; afterwards the process's module table is put
 back as it was.
+
+One exception: a package the cut-down path finds in the very files this process already
+loaded it from (the pack's library, reached through the actions/lib or sensors symlink, when
+the test imported it from lib/) is not hidden but shared, as one process has one copy of a
+library. What the action imports while it runs (a backend the config chooses, imported when
+first used) then comes from the library it was loaded with, as in its own st2 process, and
+its exceptions are the classes the action catches.
 """
 
 from __future__ import annotations
 
 import copy
 import functools
+import importlib.machinery
 import importlib.util
 import inspect
 import json
@@ -28,7 +36,7 @@ import sys
 import tempfile
 import threading
 import traceback
-from typing import Any, Dict, List, NamedTuple, Optional, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Set, Tuple
 
 import jsonschema
 import yaml
@@ -91,18 +99,43 @@ def _outside_modules() -> Dict[str, Any]:
     return found
 
 
+def _shared_packages(modules: Dict[str, Any], path: List[str]) -> Set[str]:
+    """The top-level packages among ``modules`` that ``path`` finds in the files they were
+    loaded from: the same library, not a copy."""
+    shared = set()
+    for name in {name.split(".", 1)[0] for name in modules}:
+        loaded = modules.get(name)
+        where = _module_file(loaded) if loaded is not None else None
+        if not where:
+            continue
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        found = (spec.origin if spec is not None and spec.has_location else None) or next(
+            iter(getattr(spec, "submodule_search_locations", None) or []), None)
+        if found and _realpath(found) == _realpath(where):
+            shared.add(name)
+    return shared
+
+
 def exec_entry_point(file_path: str, front: List[str], back: List[str]) -> Any:
     """Execute a pack file as st2 would and return its module.
 
     ``front`` goes before the interpreter's own paths (st2's PYTHONPATH), ``back`` after
     (st2's sys.path.append of the plugin folder). Nothing else of this process's path (the
-    test's own folders, the current directory) is visible.
+    test's own folders, the current directory) is visible; a package that path finds in the
+    files it was loaded from is shared (see the module's docstring).
     """
     saved_path = list(sys.path)
+    path = list(front) + _interpreter_paths() + list(back)
     ours = _outside_modules()
+    shared = _shared_packages(ours, path)
+
+    def copied(name: str) -> bool:
+        return name.split(".", 1)[0] not in shared
+
     for name in ours:
-        del sys.modules[name]
-    sys.path[:] = list(front) + _interpreter_paths() + list(back)
+        if copied(name):
+            del sys.modules[name]
+    sys.path[:] = path
     module_name = os.path.splitext(os.path.basename(file_path))[0]
     try:
         spec = importlib.util.spec_from_file_location(module_name, file_path)
@@ -112,8 +145,9 @@ def exec_entry_point(file_path: str, front: List[str], back: List[str]) -> Any:
     finally:
         sys.path[:] = saved_path
         for name in _outside_modules():
-            del sys.modules[name]
-        sys.modules.update(ours)
+            if copied(name):
+                del sys.modules[name]
+        sys.modules.update({name: ours[name] for name in ours if copied(name)})
 
 
 _BROKEN_PACKAGE = (

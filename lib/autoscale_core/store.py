@@ -7,6 +7,7 @@ other (the st2 datastore has no compare-and-set).
     autoscale.asg.<group>.node.<node>     one record per node (Node)
     autoscale.history.<group>.<t>-<id>    history events (Event), kept with a TTL
     autoscale.governor.announced          which unreadable records the governor announced
+    ssh_pub_key                           the SSH keys new VMs accept, set by the operator
 
 This is the only module that knows these names and calls the datastore (``get_value``,
 ``set_value``, ``list_values``, ``delete_value``); everything else asks a ``Store``.
@@ -24,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Set, Tuple, TypeVar
@@ -53,6 +55,13 @@ DEFAULT_HISTORY_TTL = 7 * 24 * 3600
 # Where the governor remembers which unreadable records it announced (outside
 # autoscale.asg.: the tick's listing does not read it).
 ANNOUNCED_KEY = "autoscale.governor.announced"
+# The operator's: the OpenSSH public keys (one per line) every new VM accepts (README: st2 key
+# set ssh_pub_key "$(cat ~/.ssh/autoscale.pub)").
+SSH_KEY_NAME = "ssh_pub_key"
+_SSH_KEY_RE = re.compile(
+    r"(ssh-(rsa|dss|ed25519)|ecdsa-sha2-nistp(256|384|521)"
+    r"|sk-(ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com) [A-Za-z0-9+/]+=*( [^\r\n]*)?"
+)
 
 R = TypeVar("R")
 
@@ -123,6 +132,24 @@ class Listing:
     def troubled_groups(self) -> Set[str]:
         """Groups with a key that could not be used, their spec's included."""
         return {entry.group for entry in self.unreadable if entry.group}
+
+
+def ssh_public_keys(value: Any) -> List[str]:
+    """The datastore's ``ssh_pub_key``: one or more OpenSSH public keys, one per line."""
+    hint = 'set it with: st2 key set %s "$(cat ~/.ssh/id_ed25519.pub)"' % SSH_KEY_NAME
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise ValidationError("datastore key %s is not set: new nodes need an SSH public key; %s"
+                              % (SSH_KEY_NAME, hint))
+    if not isinstance(value, str):
+        raise ValidationError("datastore key %s must be a string" % SSH_KEY_NAME)
+    keys = [line.strip() for line in value.splitlines() if line.strip()]
+    for key in keys:
+        if not _SSH_KEY_RE.fullmatch(key):
+            raise ValidationError(
+                "datastore key %s does not hold an OpenSSH public key (\"ssh-ed25519 AAAA... "
+                "comment\"); was it stored encrypted, or is it a private key? %s"
+                % (SSH_KEY_NAME, hint))
+    return keys
 
 
 def fingerprint(value: Any) -> str:
@@ -327,6 +354,11 @@ class Store:
     def read_scaling(self, group: str) -> ScalingState:
         """A group's scaling state; the default (never scaled) when it has none yet."""
         return self._read(scaling_key(group), ScalingState.from_json) or ScalingState()
+
+    def ssh_public_keys(self) -> List[str]:
+        """The SSH keys new VMs accept; ValidationError saying how to set them when unset or
+        not OpenSSH public keys."""
+        return ssh_public_keys(self._get(SSH_KEY_NAME))
 
     def load_announced(self) -> Dict[str, str]:
         """The governor's announced records (key -> fingerprint); RecordError when the record

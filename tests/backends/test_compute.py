@@ -13,15 +13,12 @@ import pytest
 import requests
 import yaml
 
-from autoscale_core.compute import (
-    ComputeSettings,
-    NovaCompute,
-    ServerError,
-    ServerSpec,
-    build_user_data,
-    ssh_public_keys,
-)
+from autoscale_core.backends.cloud_init import build_user_data
+from autoscale_core.backends.nova import ComputeSettings
+from autoscale_core.backends.nova_api import NovaCompute
 from autoscale_core.errors import BackendError, ValidationError
+from autoscale_core.ports.compute import ServerError, ServerSpec
+from autoscale_core.store import ssh_public_keys
 from sandbox.fake_openstack import FakeOpenStack
 from st2harness import Datastore, PackLoader
 from st2harness.loader import LoadedAction
@@ -586,7 +583,8 @@ def test_a_server_being_deleted_is_not_reused(fake):
 @pytest.mark.parametrize("value, port", [("8081", 8081), ("0", None), ("70000", None),
                                          ("http", None), (None, None)])
 def test_a_node_may_name_its_port_in_metadata(value, port):
-    from autoscale_core.compute import PORT_KEY, NovaCompute
+    from autoscale_core.backends.nova_api import NovaCompute
+    from autoscale_core.ports.compute import PORT_KEY
 
     raw = type("Raw", (), {"_info": {"id": "i", "name": "web-aaaaaa",
                                      "metadata": {} if value is None else {PORT_KEY: value}}})

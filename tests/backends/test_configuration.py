@@ -17,19 +17,16 @@ import yaml
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from autoscale_core.configuration import (
+from autoscale_core.backends.chef import ChefSettings, cloud_config
+from autoscale_core.backends.chef_api import (
     ChefServer,
-    ChefSettings,
-    Configuration,
     ConvergeTimeout,
-    canonical_path,
-    cloud_config,
     configuration,
-    load_private_key,
-    sign_request,
     validate_since,
 )
+from autoscale_core.backends.chef_signing import canonical_path, load_private_key, sign_request
 from autoscale_core.errors import BackendError, ValidationError
+from autoscale_core.ports.provisioner import Provisioner as Configuration
 from sandbox.fake_chef import FakeChefServer, server_canonical_path
 from sandbox.net import free_port
 from st2harness import Datastore, PackLoader

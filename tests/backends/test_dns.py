@@ -15,19 +15,17 @@ import dns.update
 import pytest
 import yaml
 
-from autoscale_core.dns import (
-    DnsRegistry,
+from autoscale_core.backends.rfc2136 import (
     DnsSettings,
-    NotOwnedError,
-    Removal,
-    Rfc2136Registry,
     add_attempts,
     delete_attempts,
     parse_address,
     record_name,
-    registry,
 )
+from autoscale_core.backends.rfc2136_api import Rfc2136Registry, registry
 from autoscale_core.errors import BackendError, ValidationError
+from autoscale_core.ports.dns import Dns as DnsRegistry
+from autoscale_core.ports.dns import NotOwnedError, Removal
 from sandbox.bind import DIR_PREFIX, BindError, BindServer
 from sandbox.net import LOOPBACK
 from st2harness import Datastore, PackLoader

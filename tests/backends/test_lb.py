@@ -17,15 +17,9 @@ import urllib.request
 
 import pytest
 
+from autoscale_core.backends.haproxy import HAProxyRuntime, HAProxySettings, parse_runtime_api
 from autoscale_core.errors import BackendError, ValidationError
-from autoscale_core.lb import (
-    HAProxyRuntime,
-    HAProxySettings,
-    LoadBalancer,
-    ServerState,
-    parse_runtime_api,
-    validate_address,
-)
+from autoscale_core.ports.load_balancer import LoadBalancer, ServerState, validate_address
 from sandbox.haproxy import HAProxy
 from sandbox.webnode import WebNode
 from st2harness import Datastore, PackLoader

@@ -16,21 +16,15 @@ import yaml
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from autoscale_core.backends.slack import ChatError, SlackSettings, choose_channel
+from autoscale_core.backends.slack_api import SlackNotifier, retry_after
 from autoscale_core.domain import policy
 from autoscale_core.domain.model import AlertState, Group, GroupState, Node, NodeState
 from autoscale_core.errors import ValidationError
-from autoscale_core.notify import (
-    ChatError,
-    Delivery,
-    Notifier,
-    SlackNotifier,
-    SlackSettings,
-    announce,
-    choose_channel,
-    deliver,
-    retry_after,
-)
+from autoscale_core.ports.chat import Chat as Notifier
+from autoscale_core.ports.chat import Delivery
 from autoscale_core.present.chat import Kind, Message, escape, format_message
+from autoscale_core.services.announce import announce, deliver
 from autoscale_core.store import Store, group_key
 from sandbox.fake_slack import FakeSlack
 from st2harness import Datastore, PackLoader

@@ -7,12 +7,14 @@ import logging
 
 import pytest
 
-from autoscale_core.compute import ComputeSettings, NovaCompute, ServerSpec
+from autoscale_core.backends.nova import ComputeSettings
+from autoscale_core.backends.nova_api import NovaCompute
 from autoscale_core.config import GovernorSettings
 from autoscale_core.domain import policy
 from autoscale_core.domain.model import AlertState, Group, Node, NodeState, ScalingState
 from autoscale_core.domain.settings import PolicySettings
 from autoscale_core.errors import ValidationError
+from autoscale_core.ports.compute import ServerSpec
 from autoscale_core.present.chat import Kind
 from autoscale_core.services.tick import (
     ALERT_EXPIRED,
@@ -317,7 +319,7 @@ def slack():
 
 
 def test_dry_run_is_recorded_and_announced_never_dispatched(slack):
-    from autoscale_core.notify import announce
+    from autoscale_core.services.announce import announce
 
     slack.reset()
     config = {"slack": {"token": SLACK_TOKEN, "base_url": slack.api_url,
@@ -348,7 +350,7 @@ def test_dry_run_is_recorded_and_announced_never_dispatched(slack):
 
 
 def test_announce_without_a_slack_config_does_not_stop_the_tick():
-    from autoscale_core.notify import announce
+    from autoscale_core.services.announce import announce
 
     datastore, service, store, governor = world(announce=announce)
     seed(store, "web", in_service=0, dry_run=True)

@@ -19,12 +19,6 @@ from typing import Any, ClassVar, Dict, List, Optional, Tuple
 
 from ..errors import RecordError, ValidationError
 from . import fields as f
-from .backend_formats import (
-    validate_backend_name,
-    validate_chat_channel,
-    validate_chef_environment,
-    validate_chef_run_list,
-)
 from .names import validate_domain, validate_group_name, validate_label, validate_node_name
 from .records import (
     SCHEMA_VERSION,
@@ -93,15 +87,21 @@ class Group:
     deflate_by: int = stored(f.whole(1), 1)
     scale_out_cooldown: int = stored(f.whole(), 300)
     scale_in_cooldown: int = stored(f.whole(), 900)
+    # The settings below are the backends': each is stored here as it was given and checked
+    # by the backend that uses it when the group is created (backends/ check_group). The
+    # compute's: names or ids.
     flavor: str = stored(f.line, "")
     image: str = stored(f.line, "")
     network: str = stored(f.line, "")
-    # Empty: the domain.
+    # The DNS's; empty: the domain.
     dns_zone: str = stored(f.line, "")
-    # Empty: the group's name.
+    # The load balancer's pool; empty: the group's name.
     lb_backend: str = stored(f.line, "")
+    # The provisioner's run list and environment. Their names are the stored records', the
+    # asg_create parameters' and the config's group_defaults', older than the backends.
     chef_run_list: List[str] = stored(f.strings, factory=list)
     chef_environment: str = stored(f.line, "_default")
+    # The chat's; empty: the chat's default channel.
     chat_channel: str = stored(f.line, "")
     alert_matchers: Dict[str, List[str]] = stored(_stored_matchers, factory=dict)
     paused: bool = stored(f.flag, False)
@@ -132,14 +132,10 @@ class Group:
             raise ValidationError("a group needs a name")
         if "domain" not in merged:
             raise ValidationError("group %r needs a domain" % merged["name"])
-        group = cls._validated(merged)
-        # What Chef and Slack take (see backend_formats.py): checked here, on entry, not when
-        # a stored group is read, so that a group created by an earlier version keeps being
-        # governed.
-        validate_chef_run_list(group.chef_run_list)
-        validate_chef_environment(group.chef_environment)
-        validate_chat_channel(group.chat_channel)
-        return group
+        # What the backends take of the group's settings (a backend name, a run list, a
+        # channel) is theirs to check, on entry (services/groups.py asks them), not when a
+        # stored group is read: a group created by an earlier version keeps being governed.
+        return cls._validated(merged)
 
     @classmethod
     def _validated(cls, raw: Dict[str, Any]) -> Group:
@@ -180,7 +176,7 @@ class Group:
             image=f.str_field(get("image"), "image"),
             network=f.str_field(get("network"), "network"),
             dns_zone=validate_domain(raw.get("dns_zone") or domain, "dns_zone"),
-            lb_backend=validate_backend_name(raw.get("lb_backend") or name),
+            lb_backend=f.str_field(raw.get("lb_backend") or name, "lb_backend"),
             chef_run_list=f.str_list(get("chef_run_list"), "chef_run_list"),
             chef_environment=f.str_field(raw.get("chef_environment") or default[
                 "chef_environment"], "chef_environment"),

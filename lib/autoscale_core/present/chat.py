@@ -13,7 +13,8 @@ shortened (domain/words.py); with a ``url`` the issue's mention links to it. For
 ``blocks`` lays a decision out as a section with fields (the nodes before → after, the
 limit) under the same line.
 
-The chat backend (notify.py) posts it; this module knows nothing of how.
+A chat backend (backends/, through services/announce.py) posts it; this module knows
+nothing of how.
 """
 
 from __future__ import annotations

@@ -6,4 +6,9 @@ JSON-ready dict, or raises ``Refusal`` (an unknown group, an impossible step),
 ``ValidationError`` (bad input) or ``RecordError`` (an unreadable record); the action adapter
 (``action.perform``) turns those into an action's ``(False, {"error": ...})``. Nothing is
 written before every input has been checked.
+
+The steps that talk to a backend (vms, provisioning, naming, balancing) take the pack config,
+get the role's implementation from the registry (``backends.compute(config)`` ...) and return
+``(ok, result)`` as their action does, a failure with its ``error``; ``announce`` tells chat
+and never fails a workflow.
 """

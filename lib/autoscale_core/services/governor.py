@@ -50,8 +50,8 @@ One tick (``Governor.tick(now)``):
 4. Orphans and stuck nodes: services/janitor.py (``Janitor``), in the same tick.
 
 The clock, the compute factory and the announcer are injectable; nothing here sleeps.
-Backend libraries (the cloud's, the chat's) are imported only when used, so that a broken one costs
-what needs it (the orphan scan, the chat lines), never the governor.
+Backend libraries (the cloud's, the chat's) are imported only when used (backends/), so that
+a broken one costs what needs it (the orphan scan, the chat lines), never the governor.
 """
 
 from __future__ import annotations
@@ -59,7 +59,6 @@ from __future__ import annotations
 import logging
 import time
 from typing import (
-    TYPE_CHECKING,
     Any,
     Callable,
     Dict,
@@ -71,19 +70,19 @@ from typing import (
     Tuple,
 )
 
+from .. import backends
 from ..config import GovernorSettings
 from ..domain import policy
 from ..domain.model import AlertLevel, AlertState, Event, GroupState
 from ..domain.policy import Action, Reason, ScaleDecision
 from ..domain.words import describe_alert, duration
 from ..errors import RecordError
+from ..ports.compute import Compute
 from ..present.chat import Kind, unreadable_announcement
 from ..store import ANNOUNCED_KEY, Listing, Store, Unreadable
+from .announce import announce as default_announce
 from .janitor import Janitor
 from .tick import ALERT_EXPIRED, DECISION, TRIGGERS, Dispatched, TickReport
-
-if TYPE_CHECKING:  # only for annotations: importing compute imports the cloud libraries
-    from ..compute import Compute
 
 LOG = logging.getLogger(__name__)
 
@@ -101,21 +100,11 @@ class _InFlight(NamedTuple):
 
 
 def default_compute(config: Mapping[str, Any]) -> Compute:
-    """The default compute factory: the cloud from the config. Imports the cloud's libraries
-    here, at the first orphan scan: should they fail to import (a library version that does
-    not load beside StackStorm's), the scan is skipped and reported, and the governor goes
-    on."""
-    from ..compute import ComputeSettings, NovaCompute
-
-    return NovaCompute(ComputeSettings.from_config(config))
-
-
-def default_announce(*args: Any, **kwargs: Any) -> Dict[str, Any]:
-    """The default announcer: ``notify.announce``, imported (with the chat's library) when
-    first used."""
-    from .. import notify
-
-    return notify.announce(*args, **kwargs)
+    """The default compute factory: the configured cloud (backends/). Its library is
+    imported here, at the first orphan scan: should it fail to import (a library version that
+    does not load beside StackStorm's), the scan is skipped and reported, and the governor
+    goes on."""
+    return backends.compute(config)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -129,7 +118,7 @@ class Governor:
 
     ``clock`` gives the time when ``tick()`` is called without one; ``compute_factory(config)``
     builds the compute for orphan scans, lazily, at the first scan; ``announce`` has
-    ``notify.announce``'s signature.
+    ``services.announce.announce``'s signature.
     """
 
     def __init__(self, service: Any, config: Optional[Mapping[str, Any]] = None, *,
@@ -322,7 +311,7 @@ class Governor:
             result = self.announce(self.config, self.service, group, kind, cause,
                                    node=node or None, count=count or None, dry_run=dry_run,
                                    channel=channel, detail=detail or None)
-        except Exception as exc:  # an announcer that raises (slack_sdk failing to import)
+        except Exception as exc:  # an announcer that raises (a chat library failing to import)
             self.log.warning("autoscale governor: %s: %s not announced: %s: %s", group, kind,
                              type(exc).__name__, exc)
             return

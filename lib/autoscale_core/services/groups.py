@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import asdict, replace
 from typing import Any, Dict, Iterable, List, Mapping, Optional
 
+from .. import backends
 from ..config import group_defaults, policy_settings
 from ..domain import capacity, policy
 from ..domain.fields import bool_field
@@ -75,6 +76,9 @@ def register(store: Store, name: Any, domain: Any, config: Optional[Mapping[str,
         explicit["alert_matchers"] = matchers
     explicit["domain"] = domain
     group = Group.create(group_defaults(config), name=name, **explicit)
+    # What the configured backends take of it (the load balancer's backend name, the
+    # provisioner's run list, the chat channel), refused now rather than at every node add.
+    backends.check_group(config, group)
     existing = store.load_group(group.name)
     if existing is not None:
         old = existing.group

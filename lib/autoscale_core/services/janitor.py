@@ -12,9 +12,9 @@ dispatched with ``{asg, node, server_id, server_name, first_seen, cause}``, once
 only after ``dispatch_timeout`` if it is still there. Gone (or recorded after all):
 forgotten. Orphans of a paused or dry-run group are reported, never dispatched; neither
 are VMs whose group or node tag is not a valid name (no workflow could take them).
-A compute that cannot be built (no ``openstack`` config, or a cloud library that does not
-import: keystoneauth1 and novaclient are imported by the first scan, never with this
-module) or whose listing fails is logged as a warning once per failure streak and reported
+A compute that cannot be built (no compute config, or a cloud library that does not import:
+the configured compute's library is imported by the first scan, never with this module) or
+whose listing fails is logged as a warning once per failure streak and reported
 in the tick's ``problems``; the scan is skipped, the rest of the tick runs.
 
 The orphan rule deletes VMs tagged for groups this datastore does not know: run one
@@ -33,19 +33,17 @@ The compute factory and the announcer are the governor's, injectable; nothing he
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Set, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Set, Tuple
 
 from ..config import GovernorSettings
 from ..domain.model import Event, GroupState
 from ..domain.names import validate_group_name, validate_node_name
 from ..domain.words import duration
 from ..errors import ValidationError
+from ..ports.compute import Compute, Server
 from ..present.chat import Kind
 from ..store import Listing, Store
 from .tick import NODE_STUCK, ORPHAN, ORPHAN_TRIGGER, STUCK_TRIGGER, Orphan, TickReport
-
-if TYPE_CHECKING:  # only for annotations: importing compute imports the cloud libraries
-    from ..compute import Compute, Server
 
 # dispatch(trigger, payload, report) and say(state, kind, cause, group=, node=, dry_run=): the
 # governor's.
@@ -151,7 +149,7 @@ class Janitor:
             if self._compute is None:
                 self._compute = self.compute_factory(self.config)
             servers = self._compute.managed_servers()
-        except Exception as exc:  # no config, Keystone or Nova down, a client bug: skip
+        except Exception as exc:  # no config, the cloud down, a client bug: skip
             text = "orphan scan skipped: %s: %s" % (type(exc).__name__, exc)
             if self._compute_failing:
                 self.log.debug("autoscale governor: %s", text)

@@ -18,16 +18,13 @@ import socket
 import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
-from typing import TYPE_CHECKING, Any, Optional, Tuple
+from typing import Any, Optional, Protocol, Tuple
 from urllib.parse import parse_qs, urlsplit
 
 from ..domain.names import validate_group_name
 from ..errors import ValidationError
-from .receiver import Outcome, one_line, refusal
+from .receiver import Outcome, Receiver, one_line, refusal
 from .settings import WebhookSettings
-
-if TYPE_CHECKING:
-    from .server import WebhookServer
 
 HEAD_LIMIT = 65536
 LINGER_SECONDS = 1.0
@@ -175,14 +172,23 @@ class _Output:
         pass
 
 
+class Listener(Protocol):
+    """What a handler uses of the listener that made it (server.WebhookServer); named here so
+    that this module need not import the listener, which imports it."""
+
+    settings: WebhookSettings
+    receiver: Receiver
+    logger: logging.Logger
+
+
 class Handler(BaseHTTPRequestHandler):
     """One request whose head has been read, handled in a slot. ``fate`` tells the server
     what becomes of the connection afterwards."""
 
     protocol_version = "HTTP/1.1"
-    server: WebhookServer
+    server: Listener
 
-    def __init__(self, conn: Connection, eof: bool, server: WebhookServer) -> None:
+    def __init__(self, conn: Connection, eof: bool, server: Listener) -> None:
         self.input = _Input(conn.sock, bytes(conn.data), conn.deadline, eof)
         self._body_read = False
         self._logged = False

@@ -1,8 +1,9 @@
-"""Load balancer: putting a node into a backend and taking it out gracefully.
+"""Load balancer: HAProxy's Runtime API (the load balancer role: config section ``haproxy``,
+``type: haproxy``).
 
-``LoadBalancer`` is the interface the actions use; ``HAProxyRuntime`` implements it with
-HAProxy's Runtime API (the stats socket at ``level admin``, a unix socket or ``host:port``),
-using dynamic servers (HAProxy 2.4+; Debian 12 ships 2.6):
+``HAProxyRuntime`` implements the port (ports/load_balancer.py) with the Runtime API (the
+stats socket at ``level admin``, a unix socket or ``host:port``), using dynamic servers
+(HAProxy 2.4+; Debian 12 ships 2.6):
 
 * add: ``add server <be>/<srv> <addr>:<port> [check]`` creates the server in maintenance;
   ``enable health`` starts its checks and ``set server ... state ready`` puts it in service.
@@ -14,12 +15,12 @@ using dynamic servers (HAProxy 2.4+; Debian 12 ships 2.6):
 The socket runs one command per connection (non-interactive mode): HAProxy answers and
 closes. In that mode ``;`` separates commands and a newline ends them, so a name carrying
 either could smuggle in another command: every name and address is validated before any I/O,
-and the command line itself is checked once more before it is sent.
+and the command line itself is checked once more before it is sent. A group's backend name
+(``lb_backend``) is checked by the same rule when the group is created (``check_group``).
 """
 
 from __future__ import annotations
 
-import abc
 import ipaddress
 import logging
 import re
@@ -28,15 +29,22 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
-from .config import backend_section
-from .domain.backend_formats import validate_backend_name
-from .domain.names import validate_domain, validate_node_name
-from .errors import BackendError, ValidationError, retry
+from ..config import backend_section
+from ..domain.model import Group
+from ..domain.names import validate_domain, validate_node_name
+from ..errors import BackendError, ValidationError, retry
+from ..ports.load_balancer import (
+    LoadBalancer,
+    ServerState,
+    validate_address,
+    validate_port,
+    validate_state,
+)
 
 LOG = logging.getLogger(__name__)
 
 SYSTEM = "HAProxy"
-STATES = ("ready", "drain", "maint")
+TITLE = "HAProxy"
 MAX_ANSWER = 16 * 1024 * 1024
 
 # srv_admin_state bits (HAProxy management guide, "show servers state").
@@ -48,6 +56,8 @@ _OP_STATES = {0: "down", 1: "starting", 2: "up", 3: "stopping"}
 _CHK_CONFIGURED = 0x02
 _CHK_ENABLED = 0x04
 
+# HAProxy allows these characters in proxy names (cfgparse.c invalid_char()).
+_BACKEND_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 # Only these characters ever reach the socket; see _check_command.
 _SAFE_COMMAND = re.compile(r"[A-Za-z0-9 _.:/@\[\]-]+")
 _HOST_PORT = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})")
@@ -61,6 +71,20 @@ _BUSY = "Server still has connections attached to it, cannot remove it."
 
 
 # -- settings ---------------------------------------------------------------------------------
+
+
+def validate_backend_name(value: Any) -> str:
+    if not isinstance(value, str) or not _BACKEND_RE.fullmatch(value):
+        raise ValidationError(
+            "load balancer backend %r is not a valid HAProxy backend name: use 1 to 64 of "
+            "letters, digits, '-', '_', '.' and ':'" % (value,)
+        )
+    return value
+
+
+def check_group(group: Group) -> None:
+    """A group's backend (``lb_backend``, by default its name) must be one HAProxy can have."""
+    validate_backend_name(group.lb_backend)
 
 
 @dataclass(frozen=True)
@@ -133,181 +157,6 @@ def parse_runtime_api(value: Any) -> Union[str, Tuple[str, int]]:
     return host, port
 
 
-# -- validation -------------------------------------------------------------------------------
-
-
-def validate_port(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
-        raise ValidationError("port %r must be an integer from 1 to 65535" % (value,))
-    return value
-
-
-def validate_address(value: Any) -> str:
-    """A literal IPv4 or IPv6 address a server can be reached at, in canonical form."""
-    if not isinstance(value, str):
-        raise ValidationError("server address must be a string, not %s" % type(value).__name__)
-    try:
-        # "%" (an IPv6 zone) is refused explicitly: Python 3.9+ would accept it.
-        if "%" in value:
-            raise ValueError(value)
-        address = ipaddress.ip_address(value)
-    except ValueError:
-        raise ValidationError(
-            "server address %r is not an IPv4 or IPv6 address" % (value,)) from None
-    if address.is_unspecified or address.is_multicast:
-        # 0.0.0.0 would make HAProxy connect to the client's own destination address.
-        raise ValidationError("server address %r cannot be a server's address" % (value,))
-    return str(address)
-
-
-def validate_state(value: Any) -> str:
-    if value not in STATES:
-        raise ValidationError("server state %r must be one of %s" % (value, ", ".join(STATES)))
-    return value
-
-
-# -- results ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ServerState:
-    """One server of a backend as the load balancer reports it."""
-
-    backend: str
-    name: str
-    address: str
-    port: int
-    admin_state: str  # ready, drain or maint
-    op_state: str  # up, down, starting, stopping
-    health_check: bool  # checks configured for the server
-    check_enabled: bool
-
-    def to_dict(self) -> Dict[str, Any]:
-        return {
-            "backend": self.backend,
-            "server": self.name,
-            "address": self.address,
-            "port": self.port,
-            "admin_state": self.admin_state,
-            "op_state": self.op_state,
-            "health_check": self.health_check,
-            "check_enabled": self.check_enabled,
-        }
-
-
-@dataclass(frozen=True)
-class DrainResult:
-    backend: str
-    server: str
-    present: bool
-    sessions_left: int
-    waited: float
-
-    @property
-    def drained(self) -> bool:
-        return self.sessions_left == 0
-
-    def to_dict(self) -> Dict[str, Any]:
-        return {"backend": self.backend, "server": self.server, "present": self.present,
-                "sessions_left": self.sessions_left, "drained": self.drained,
-                "waited": round(self.waited, 3)}
-
-
-# -- interface --------------------------------------------------------------------------------
-
-
-class LoadBalancer(abc.ABC):
-    """What the pack needs from a load balancer. An implementation provides the five
-    primitives; draining and safe removal are built on them here.
-
-    Every method validates its names before any I/O and raises BackendError on a refusal.
-    """
-
-    poll_interval = 0.2
-
-    @abc.abstractmethod
-    def list_servers(self, backend: str) -> List[ServerState]:
-        """Every server of ``backend``."""
-
-    @abc.abstractmethod
-    def add_server(self, backend: str, name: str, address: str, port: int,
-                   health_check: bool = False) -> ServerState:
-        """Make ``name`` a server of ``backend`` at ``address:port``, in service.
-
-        Idempotent: an existing server with the same address is put in service; one with a
-        different address is an error."""
-
-    @abc.abstractmethod
-    def set_state(self, backend: str, name: str, state: str) -> None:
-        """``ready`` (in service), ``drain`` (no new sessions) or ``maint`` (no traffic)."""
-
-    @abc.abstractmethod
-    def sessions(self, backend: str, name: str) -> int:
-        """Sessions the server is serving or has queued now; 0 when it does not exist."""
-
-    @abc.abstractmethod
-    def delete_server(self, backend: str, name: str) -> bool:
-        """Delete a server in maintenance; False when it did not exist."""
-
-    def get_server(self, backend: str, name: str) -> Optional[ServerState]:
-        validate_node_name(name)
-        for server in self.list_servers(backend):
-            if server.name == name:
-                return server
-        return None
-
-    def wait_drained(self, backend: str, name: str, timeout: float) -> int:
-        """Poll until the server has no session or ``timeout`` seconds passed; the sessions
-        left (0 = drained)."""
-        deadline = time.monotonic() + max(timeout, 0.0)
-        while True:
-            left = self.sessions(backend, name)
-            if left == 0 or time.monotonic() >= deadline:
-                return left
-            time.sleep(min(self.poll_interval, max(deadline - time.monotonic(), 0.01)))
-
-    def drain_server(self, backend: str, name: str, timeout: float) -> DrainResult:
-        """Stop new sessions to the server and wait for the current ones to end. A missing
-        server counts as drained (nothing to wait for); one in maintenance stays there."""
-        validate_backend_name(backend)
-        validate_node_name(name)
-        started = time.monotonic()
-        server = self.get_server(backend, name)
-        if server is None:
-            return DrainResult(backend, name, False, 0, 0.0)
-        if server.admin_state == "ready":
-            self.set_state(backend, name, "drain")
-        left = self.wait_drained(backend, name, timeout)
-        return DrainResult(backend, name, True, left, time.monotonic() - started)
-
-    def remove_server(self, backend: str, name: str, drain_timeout: float,
-                      delete_timeout: float = 10.0) -> bool:
-        """Drain, wait, maintenance, delete: no session is cut. True when this call deleted
-        the server, False when it was already gone. When sessions are still open after
-        ``drain_timeout`` the server is left draining and a retryable error raised."""
-        drained = self.drain_server(backend, name, drain_timeout)
-        if not drained.present:
-            return False
-        if not drained.drained:
-            raise BackendError(
-                SYSTEM, "remove server", "%s/%s" % (backend, name),
-                "%d session(s) still open after %.0f s of draining; the server stays in "
-                "drain, try again later" % (drained.sessions_left, drain_timeout),
-                retryable=True)
-        self.set_state(backend, name, "maint")
-        # A session may have slipped in just before maint (a persistent connection while
-        # draining); HAProxy then refuses the delete: wait for it rather than fail at once.
-        deadline = time.monotonic() + delete_timeout
-        while True:
-            try:
-                return self.delete_server(backend, name)
-            except BackendError as exc:
-                if not exc.retryable or time.monotonic() >= deadline:
-                    raise
-                LOG.info("%s; waiting", exc)
-                time.sleep(self.poll_interval)
-
-
 # -- HAProxy ----------------------------------------------------------------------------------
 
 
@@ -318,9 +167,15 @@ class HAProxyRuntime(LoadBalancer):
     2 s, when None). ``attempts``/``first_delay`` bound the retries of a failed connection.
     """
 
+    system = SYSTEM
+
     def __init__(self, settings: HAProxySettings, check_inter_ms: Optional[int] = None,
                  attempts: int = 3, first_delay: float = 0.3) -> None:
         self.settings = settings
+        self.default_backend = settings.backend
+        self.server_port = settings.server_port
+        self.health_checks = settings.health_checks
+        self.drain_timeout = settings.drain_timeout
         self.target = parse_runtime_api(settings.runtime_api)
         if check_inter_ms is not None and (
                 isinstance(check_inter_ms, bool) or not isinstance(check_inter_ms, int)
@@ -330,6 +185,12 @@ class HAProxyRuntime(LoadBalancer):
         self.check_inter_ms = check_inter_ms
         self.attempts = attempts
         self.first_delay = first_delay
+
+    def check_backend(self, name: Any) -> str:
+        return validate_backend_name(name)
+
+    def backend_or_default(self, backend: Optional[str]) -> str:
+        return self.settings.backend_or_default(backend)
 
     # -- transport ----------------------------------------------------------------------------
 
@@ -558,6 +419,11 @@ def _server_state(row: Dict[str, str]) -> ServerState:
     )
 
 
-def load_balancer(settings: HAProxySettings) -> LoadBalancer:
-    """The production load balancer for the pack config."""
+def load_balancer(settings: HAProxySettings) -> HAProxyRuntime:
+    """The load balancer for ``settings``."""
     return HAProxyRuntime(settings)
+
+
+def new_load_balancer(config: Mapping[str, Any]) -> LoadBalancer:
+    """The load balancer for the pack config's ``haproxy`` section."""
+    return HAProxyRuntime(HAProxySettings.from_config(config))

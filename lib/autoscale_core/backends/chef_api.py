@@ -1,14 +1,7 @@
-"""Configuration management of new nodes: Chef Infra Server.
+"""The Chef Server API, spoken directly with ``requests``, and the provisioner the registry
+builds from it (``new_provisioner``; chef.py is what the pack knows of Chef without it).
 
-A new VM bootstraps itself: cloud-init's ``chef`` module installs the Chef client, registers
-the node with the server with the validator key and runs the node's run list. The pack then
-only waits for the node's first converge and, on removal, deletes the node and its API
-client.
-
-The Chef Server API is spoken directly with ``requests``: every request is signed with Chef's
-signing protocol 1.3 (RSA PKCS#1 v1.5 over SHA-256, via ``cryptography``), exactly as
-mixlib-authentication signs it for knife and chef-client and as the server's chef_authn
-verifies it. pychef 0.3.0 does not import on Python 3.11.
+Every request is signed with Chef's signing protocol 1.3 (chef_signing.py).
 
 Only GET and DELETE are sent, and both are retried after a timeout or a 5xx: reading a node
 twice or deleting it twice leaves the server as deleting it once does (a 404 on delete is a
@@ -18,10 +11,7 @@ or a result; what the server answers is quoted through ``redact``.
 
 from __future__ import annotations
 
-import abc
-import base64
 import calendar
-import hashlib
 import logging
 import re
 import time
@@ -30,207 +20,17 @@ from typing import Any, Callable, Dict, List, Mapping, Optional
 from urllib.parse import urlsplit
 
 import requests
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from .config import backend_section
-from .domain.names import validate_node_name
-from .errors import BackendError, ValidationError, redact, retry
+from ..domain.names import validate_node_name
+from ..errors import BackendError, ValidationError, redact, retry
+from ..ports.provisioner import Provisioner
+from .chef import CHEF_NAME_RE, SYSTEM, ChefSettings, cloud_config
+from .chef_signing import canonical_time, load_private_key, sign_request
 
 LOG = logging.getLogger(__name__)
 
-SYSTEM = "Chef"
-
-# Signing protocol 1.3 (mixlib-authentication SignedHeaderAuth, chef_authn.hrl).
-SIGN_VERSION = "1.3"
-SIGN_ALGORITHM = "sha256"
-# What mixlib-authentication sends (with the trailing ";"); the server splits on ";".
-SIGN_DESCRIPTION = "algorithm=%s;version=%s;" % (SIGN_ALGORITHM, SIGN_VERSION)
-# Ruby's Base64.encode64 breaks lines every 60 characters; each line is one header.
-SIGNATURE_LINE = 60
-# X-Ops-Server-API-Version, signed as an integer: older servers take 0-1, current ones 0-2
-# (erchef's API_MAX_VER), and any other value is a 406. Nodes and clients read the same in
-# 1 and 2.
-SERVER_API_VERSION = 1
 # X-Chef-Version, which the API docs require; chef-client sends its own release.
 CHEF_VERSION = "18.0.0"
-
-# Names of API clients and environments (erchef's chef_regex: letters, digits, "_", "-", ".").
-_CHEF_NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,255}")
-# Run list entries: "recipe[cookbook::recipe@1.2.3]", "role[web]", or a bare recipe name.
-_RECIPE = r"[A-Za-z0-9_.-]+(?:::[A-Za-z0-9_.-]+)?(?:@[0-9]+(?:\.[0-9]+){0,2})?"
-_RUN_LIST_ITEM_RE = re.compile(r"recipe\[%s\]|role\[[A-Za-z0-9_.-]+\]|%s" % (_RECIPE, _RECIPE))
-
-
-# ---------------------------------------------------------------------------------------------
-# Settings
-
-
-@dataclass(frozen=True)
-class ChefSettings:
-    server_url: str
-    client_name: str
-    # repr=False: a settings object in a log line or a traceback must not show a key.
-    client_key: str = field(repr=False)
-    validation_client_name: str = ""
-    validation_key: str = field(default="", repr=False)
-    converge_timeout: int = 900
-    verify_tls: bool = True
-    # Not in the pack config: seconds per request, tries per idempotent request, the first
-    # pause between tries, seconds between two looks at a converging node.
-    timeout: float = 10.0
-    attempts: int = 3
-    retry_delay: float = 0.5
-    poll_interval: float = 10.0
-    server_api_version: int = SERVER_API_VERSION
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> ChefSettings:
-        section = backend_section(config, "chef", ("server_url", "client_name", "client_key"))
-        return cls(
-            server_url=section["server_url"].rstrip("/"),
-            client_name=section["client_name"],
-            client_key=section["client_key"],
-            validation_client_name=section.get("validation_client_name") or "",
-            validation_key=section.get("validation_key") or "",
-            converge_timeout=int(section.get("converge_timeout", 900)),
-            verify_tls=bool(section.get("verify_tls", True)),
-        )
-
-    def secrets(self) -> List[str]:
-        return [self.client_key, self.validation_key]
-
-
-# ---------------------------------------------------------------------------------------------
-# Cloud-init bootstrap
-
-
-def validate_run_list(run_list: Any) -> List[str]:
-    if not isinstance(run_list, (list, tuple)):
-        raise ValidationError("Chef run list must be a list of entries such as role[web], "
-                              "not %r" % (run_list,))
-    for item in run_list:
-        if not isinstance(item, str) or not _RUN_LIST_ITEM_RE.fullmatch(item):
-            raise ValidationError("Chef run list entry %r is not recipe[name], "
-                                  "recipe[cookbook::recipe@1.0.0], role[name] or a recipe "
-                                  "name" % (item,))
-    return list(run_list)
-
-
-def validate_environment(environment: Any) -> str:
-    if not isinstance(environment, str) or not _CHEF_NAME_RE.fullmatch(environment):
-        raise ValidationError("Chef environment %r is not a Chef name (letters, digits, "
-                              "'_', '-', '.')" % (environment,))
-    return environment
-
-
-def cloud_config(settings: ChefSettings, node_name: str, run_list: List[str],
-                 environment: str) -> Dict[str, Any]:
-    """The ``chef:`` section of a node's cloud-config (cloud-init's cc_chef module).
-
-    The node registers itself with the validator key. The pack's own client key never goes
-    onto a VM: it may delete any node, so a VM holding it could too.
-    """
-    validate_node_name(node_name)
-    if not settings.validation_key:
-        raise ValidationError(
-            "config key chef.validation_key is missing: new nodes need a validator key "
-            "to register with the Chef server"
-        )
-    validate_run_list(run_list)
-    if environment:
-        validate_environment(environment)
-    return {
-        "install_type": "omnibus",
-        "force_install": False,
-        "server_url": settings.server_url,
-        "node_name": node_name,
-        "environment": environment or "_default",
-        "run_list": list(run_list),
-        "validation_name": settings.validation_client_name or "chef-validator",
-        # cc_chef writes this PEM to /etc/chef/validation.pem.
-        "validation_cert": settings.validation_key,
-        # cc_chef's client.rb template defaults to :verify_none.
-        "ssl_verify_mode": ":verify_peer" if settings.verify_tls else ":verify_none",
-        "exec": True,
-        "chef_license": "accept",
-    }
-
-
-# ---------------------------------------------------------------------------------------------
-# Signing protocol 1.3
-
-
-def load_private_key(pem: Any, what: str = "config key chef.client_key") -> rsa.RSAPrivateKey:
-    """An RSA private key from PEM text. The error never quotes the value."""
-    if not isinstance(pem, str) or "-----BEGIN" not in pem:
-        raise ValidationError("%s is not a PEM-encoded private key (text starting with "
-                              "-----BEGIN)" % what)
-    if "\n" not in pem.strip() and "\\n" in pem:
-        # Stored on one line with escaped newlines (a common st2 key set mistake).
-        pem = pem.replace("\\n", "\n")
-    try:
-        key = serialization.load_pem_private_key(pem.strip().encode("ascii") + b"\n",
-                                                 password=None)
-    except (ValueError, TypeError, UnicodeError, UnsupportedAlgorithm):
-        raise ValidationError("%s is not a readable, unencrypted PEM private key" % what
-                              ) from None
-    if not isinstance(key, rsa.RSAPrivateKey):
-        raise ValidationError("%s is not an RSA key: Chef signs requests with RSA" % what)
-    return key
-
-
-def canonical_path(path: str) -> str:
-    """The path as signed: no query, runs of "/" collapsed, no trailing "/" (but "/")."""
-    path = re.sub(r"/+", "/", path.split("?", 1)[0])
-    if len(path) > 1:
-        path = path.rstrip("/") or "/"
-    return path or "/"
-
-
-def content_hash(body: bytes) -> str:
-    return base64.b64encode(hashlib.sha256(body).digest()).decode("ascii")
-
-
-def canonical_time(epoch: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
-
-
-def canonical_request(method: str, path: str, body_hash: str, timestamp: str, user_id: str,
-                      server_api_version: int) -> str:
-    """The text that is signed (mixlib-authentication canonicalize_request, version 1.3)."""
-    return "\n".join([
-        "Method:%s" % method.upper(),
-        "Path:%s" % canonical_path(path),
-        "X-Ops-Content-Hash:%s" % body_hash,
-        "X-Ops-Sign:version=%s" % SIGN_VERSION,
-        "X-Ops-Timestamp:%s" % timestamp,
-        "X-Ops-UserId:%s" % user_id,
-        "X-Ops-Server-API-Version:%d" % server_api_version,
-    ])
-
-
-def sign_request(key: rsa.RSAPrivateKey, user_id: str, method: str, path: str, body: bytes,
-                 epoch: float, server_api_version: int = SERVER_API_VERSION) -> Dict[str, str]:
-    """The authentication headers of one request. The server refuses them once ``epoch`` is
-    15 minutes or more away from its clock (chef_authn's time skew)."""
-    timestamp = canonical_time(epoch)
-    body_hash = content_hash(body)
-    text = canonical_request(method, path, body_hash, timestamp, user_id, server_api_version)
-    signature = key.sign(text.encode("utf-8"), padding.PKCS1v15(), hashes.SHA256())
-    encoded = base64.b64encode(signature).decode("ascii")
-    headers = {
-        "X-Ops-Sign": SIGN_DESCRIPTION,
-        "X-Ops-Userid": user_id,
-        "X-Ops-Timestamp": timestamp,
-        "X-Ops-Content-Hash": body_hash,
-        "X-Ops-Server-API-Version": str(server_api_version),
-    }
-    for index in range(0, len(encoded), SIGNATURE_LINE):
-        headers["X-Ops-Authorization-%d" % (index // SIGNATURE_LINE + 1)] = (
-            encoded[index:index + SIGNATURE_LINE])
-    return headers
 
 
 # ---------------------------------------------------------------------------------------------
@@ -315,49 +115,10 @@ class ConvergeTimeout(BackendError):
 
 
 # ---------------------------------------------------------------------------------------------
-# Interface
-
-
-class Configuration(abc.ABC):
-    """The configuration management system that sets up new nodes. Errors are BackendError
-    (remote) or ValidationError (bad input, raised before any I/O)."""
-
-    @abc.abstractmethod
-    def cloud_config(self, node: str, run_list: List[str], environment: str) -> Dict[str, Any]:
-        """The cloud-config section that makes a new VM bootstrap itself as ``node``."""
-
-    @abc.abstractmethod
-    def node_status(self, node: str) -> NodeStatus:
-        """Whether ``node`` is registered, and when its last finished run began."""
-
-    @abc.abstractmethod
-    def wait_converged(self, node: str, since: Any,
-                       timeout: Optional[float] = None) -> NodeStatus:
-        """Wait until ``node`` has finished a run that began at or after ``since`` (the VM's
-        creation time); ConvergeTimeout after ``timeout`` seconds."""
-
-    @abc.abstractmethod
-    def delete_node(self, node: str) -> Removal:
-        """Delete the node and its API client; either already gone is a success."""
-
-    def node_exists(self, node: str) -> bool:
-        return self.node_status(node).registered
-
-    def close(self) -> None:  # noqa: B027 - nothing to release unless overridden
-        """Release connections; the object is not used afterwards."""
-
-    def __enter__(self) -> Configuration:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-
-# ---------------------------------------------------------------------------------------------
 # Chef Infra Server
 
 
-class ChefServer(Configuration):
+class ChefServer(Provisioner):
     """The Chef Server API of one organisation (``server_url`` ends in /organizations/<org>)."""
 
     def __init__(self, settings: ChefSettings, clock: Callable[[], float] = time.time,
@@ -369,7 +130,7 @@ class ChefServer(Configuration):
                                   % (settings.server_url,))
         if parts.query or parts.fragment:
             raise ValidationError("config key chef.server_url must not have a query or fragment")
-        if not _CHEF_NAME_RE.fullmatch(settings.client_name):
+        if not CHEF_NAME_RE.fullmatch(settings.client_name):
             raise ValidationError("config key chef.client_name %r is not a Chef client name "
                                   "(letters, digits, '_', '-', '.')" % (settings.client_name,))
         self.settings = settings
@@ -385,7 +146,14 @@ class ChefServer(Configuration):
     # -- operations ------------------------------------------------------------------------
 
     def cloud_config(self, node: str, run_list: List[str], environment: str) -> Dict[str, Any]:
+        """The ``chef:`` section of the node's cloud-config (chef.cloud_config)."""
         return cloud_config(self.settings, node, run_list, environment)
+
+    def bootstrap(self, node: str, run_list: List[str], environment: str) -> Dict[str, Any]:
+        return {"chef": self.cloud_config(node, run_list, environment)}
+
+    def node_exists(self, node: str) -> bool:
+        return self.node_status(node).registered
 
     def node_status(self, node: str) -> NodeStatus:
         validate_node_name(node)
@@ -576,6 +344,39 @@ class ChefServer(Configuration):
                                status)
 
 
-def configuration(settings: ChefSettings, **kwargs: Any) -> Configuration:
-    """The production implementation for ``settings``."""
+def configuration(settings: ChefSettings, **kwargs: Any) -> ChefServer:
+    """The Chef Server API for ``settings`` (the client key is read here)."""
     return ChefServer(settings, **kwargs)
+
+
+class Chef(Provisioner):
+    """Chef as the pack's provisioner. A bootstrap needs only the settings; the Chef Server
+    API (``ChefServer``, which reads the client key) is opened by the first call that talks
+    to the server."""
+
+    def __init__(self, settings: ChefSettings) -> None:
+        self.settings = settings
+        self._server: Optional[ChefServer] = None
+
+    def bootstrap(self, node: str, run_list: List[str], environment: str) -> Dict[str, Any]:
+        return {"chef": cloud_config(self.settings, node, run_list, environment)}
+
+    def _api(self) -> ChefServer:
+        if self._server is None:
+            self._server = ChefServer(self.settings)
+        return self._server
+
+    def wait_converged(self, node: str, since: Any, timeout: Optional[float] = None) -> Any:
+        return self._api().wait_converged(node, since, timeout=timeout)
+
+    def delete_node(self, node: str) -> Any:
+        return self._api().delete_node(node)
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+
+def new_provisioner(config: Mapping[str, Any]) -> Provisioner:
+    """The provisioner for the pack config's ``chef`` section."""
+    return Chef(ChefSettings.from_config(config))

@@ -1,12 +1,5 @@
-"""Chat notifications: every decision and every step, told to the group's channel in Slack.
-
-The words are present/chat.py's (a ``Message`` rendered by ``format_message``); this module
-posts them to Slack's ``chat.postMessage`` through slack_sdk's ``WebClient``. The channel is
-the one asked for, else the group's ``chat_channel``, else ``slack.default_channel``.
-
-Chat is never worth failing a scaling workflow for: ``announce()`` (what the ``notify``
-action calls) never raises; a message that could not be posted comes back as
-``{"delivered": false, "error": "..."}`` with an error that says what to fix.
+"""Posting to Slack: ``chat.postMessage`` through slack_sdk's ``WebClient`` (the chat role's
+implementation; slack.py is what the pack knows of Slack without slack_sdk).
 
 Retries: ``chat.postMessage`` is not idempotent (Slack has no idempotency key), so a message
 is sent again only when Slack cannot have posted it — an HTTP 429 (rate limited: waited out
@@ -21,7 +14,6 @@ tests/test_notify.py checks every log record).
 
 from __future__ import annotations
 
-import abc
 import email.utils
 import http.client
 import logging
@@ -31,10 +23,8 @@ import socket
 import ssl
 import time
 import urllib.error
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Dict, List, Mapping, Optional
-from urllib.parse import urlsplit
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -43,163 +33,14 @@ from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 
-from .config import backend_section
-from .errors import BackendError, RecordError, ValidationError, redact
-from .present.chat import Message, blocks, format_message
-from .store import Store
+from ..errors import ValidationError, redact
+from ..ports.chat import Chat, Delivery
+from .slack import SYSTEM, ChatError, SlackSettings, choose_channel, validate_channel
 
 LOG = logging.getLogger(__name__)
 
-SYSTEM = "Slack"
-OPERATION = "post message"
-
-# Slack channel names are at most 80 characters; IDs (C…, G…, D…) are shorter.
-CHANNEL_MAX = 80
 # When a 429 comes without a usable Retry-After (Slack always sends one).
 DEFAULT_RETRY_AFTER = 1.0
-
-
-# ---------------------------------------------------------------------------------------------
-# Settings
-
-
-@dataclass(frozen=True)
-class SlackSettings:
-    # repr=False: a settings object in a log line or traceback must not show the token.
-    token: str = field(repr=False)
-    default_channel: str = "#autoscale"
-    base_url: str = "https://slack.com/api/"
-    # Not in the pack config: seconds per HTTP request, tries per message, and the most a
-    # message waits in total between tries (Retry-After and backoff together).
-    timeout: float = 10.0
-    attempts: int = 3
-    max_wait: float = 20.0
-    retry_delay: float = 0.5
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> SlackSettings:
-        section = backend_section(config, "slack")
-        token = section.get("token")
-        if not token or not isinstance(token, str) or not token.strip():
-            raise ValidationError("config key slack.token is missing")
-        if any(ch.isspace() for ch in token.strip()):
-            # Never quote the value: it is the token, or a typo of it.
-            raise ValidationError("config key slack.token contains whitespace: paste the "
-                                  "bot token (xoxb-...) alone")
-        default_channel = section.get("default_channel") or "#autoscale"
-        validate_channel(default_channel, "config key slack.default_channel")
-        return cls(
-            token=token.strip(),
-            default_channel=default_channel,
-            base_url=validate_base_url(section.get("base_url") or "https://slack.com/api/"),
-        )
-
-    def secrets(self) -> List[str]:
-        return [self.token]
-
-
-_CHANNEL_RE = re.compile(r"#?[^\s#<>&|,@]{1,%d}" % CHANNEL_MAX)
-
-
-def validate_channel(value: Any, what: str = "chat channel") -> str:
-    """A channel name (``#autoscale`` or ``autoscale``) or ID (``C0123ABCD``). Slack decides
-    whether it exists; this only keeps blanks, spaces and markup out of the request."""
-    if not isinstance(value, str):
-        raise ValidationError("%s must be a string, not %s" % (what, type(value).__name__))
-    if not _CHANNEL_RE.fullmatch(value):
-        raise ValidationError(
-            "%s %r is not a Slack channel: use a name like #autoscale or an ID like "
-            "C0123ABCD (no spaces, at most %d characters)" % (what, value, CHANNEL_MAX))
-    return value
-
-
-def validate_base_url(value: Any) -> str:
-    parts = urlsplit(value) if isinstance(value, str) else None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValidationError("config key slack.base_url must be an http(s) URL such as "
-                              "https://slack.com/api/, not %r" % (value,))
-    # slack_sdk joins method names onto it (urljoin): without the slash, ".../api" + method
-    # would replace "api".
-    return value if value.endswith("/") else value + "/"
-
-
-def choose_channel(explicit: Optional[str], stored: Optional[str], default: str) -> str:
-    """The channel asked for, else the group's stored one, else the default."""
-    for candidate, what in ((explicit, "channel"), (stored, "the group's chat_channel"),
-                            (default, "config key slack.default_channel")):
-        if candidate and candidate.strip():
-            return validate_channel(candidate.strip(), what)
-    raise ValidationError("no chat channel: set the group's chat_channel or "
-                          "config key slack.default_channel")
-
-
-def group_channel(datastore: Any, group: str) -> str:
-    """The ``chat_channel`` stored in a group's spec; "" when the group, its channel or the
-    datastore is missing, so that the message still goes to the default channel."""
-    try:
-        spec = Store(datastore).read_group(group)
-        return spec.chat_channel if spec is not None else ""
-    except RecordError as exc:
-        LOG.warning("autoscale datastore: group %s: %s; using the default chat channel",
-                    group, exc)
-    except Exception as exc:  # the datastore API may be down; chat must still try
-        LOG.warning("autoscale datastore: cannot read group %s (%s); using the default chat "
-                    "channel", group, type(exc).__name__)
-    return ""
-
-
-# ---------------------------------------------------------------------------------------------
-# Interface
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """A posted message: the channel's ID and the message's timestamp identify it in Slack
-    (e.g. to reply in its thread)."""
-
-    channel: str
-    ts: str
-    text: str
-
-
-class ChatError(BackendError):
-    """A message that was not posted. ``code`` is the chat system's own error code
-    (``channel_not_found``, ``invalid_auth``, ``ratelimited``, ``http_500``, ``timeout``...)."""
-
-    def __init__(self, obj: str, message: str, code: str, retryable: bool = False) -> None:
-        self.code = code
-        super().__init__(SYSTEM, OPERATION, obj, message, retryable)
-
-    def as_dict(self) -> dict:
-        return dict(super().as_dict(), code=self.code)
-
-
-class Notifier(abc.ABC):
-    """Where the pack tells people what it does. ``post`` raises ChatError (not posted) or
-    ValidationError (bad input, before any I/O)."""
-
-    @abc.abstractmethod
-    def post(self, channel: str, text: str, blocks: Optional[List[Dict[str, Any]]] = None
-             ) -> Delivery:
-        """Post ``text``, already in the chat system's markup, to ``channel``; ``blocks``
-        (Slack's layout blocks), when given, is how it is shown, ``text`` its notification."""
-
-    def format(self, message: Message) -> str:
-        """The chat system's rendering of a message; Slack mrkdwn unless overridden."""
-        return format_message(message)
-
-    def layout(self, message: Message) -> Optional[List[Dict[str, Any]]]:
-        """The message's layout blocks (None: its text alone); Slack's unless overridden."""
-        return blocks(message)
-
-    def notify(self, channel: str, message: Message) -> Delivery:
-        return _post(self, channel, self.format(message), self.layout(message))
-
-
-def _post(chat: Notifier, channel: str, text: str,
-          layout: Optional[List[Dict[str, Any]]]) -> Delivery:
-    # A notifier written before layouts takes (channel, text) alone.
-    return chat.post(channel, text) if layout is None else chat.post(channel, text, layout)
 
 
 def _redacted(value: Any, secrets: List[str]) -> Any:
@@ -375,13 +216,19 @@ _CONFIG_ERRORS = {"invalid_auth", "not_authed", "account_inactive", "token_revok
                   "token_expired", "missing_scope"}
 
 
-class SlackNotifier(Notifier):
+class SlackNotifier(Chat):
     """Slack's Web API, ``chat.postMessage``, with a bot token (scope ``chat:write``)."""
+
+    system = SYSTEM
 
     def __init__(self, settings: SlackSettings, sleep: Callable[[float], None] = time.sleep
                  ) -> None:
         self.settings = settings
+        self.default_channel = settings.default_channel
         self.sleep = sleep
+
+    def choose_channel(self, explicit: Optional[str], stored: Optional[str]) -> str:
+        return choose_channel(explicit, stored, self.settings.default_channel)
 
     def _client(self, budget: _Budget) -> WebClient:
         # A client per message: the retry handlers carry that message's time budget.
@@ -480,62 +327,6 @@ class SlackNotifier(Notifier):
                          % redact(exc, secrets), "client_error")
 
 
-def notifier(settings: SlackSettings) -> Notifier:
-    return SlackNotifier(settings)
-
-
-# ---------------------------------------------------------------------------------------------
-# What the notify action does: never raises
-
-
-def _not_delivered(channel: str, text: str, error: BackendError, code: str) -> Dict[str, Any]:
-    LOG.warning("%s", error)
-    return {"delivered": False, "channel": channel, "ts": "", "text": text,
-            "error": str(error), "code": code, "retryable": error.retryable}
-
-
-def deliver(chat: Notifier, channel: str, text: str,
-            layout: Optional[List[Dict[str, Any]]] = None) -> Dict[str, Any]:
-    """Post and report; a failure is a result, not an exception."""
-    try:
-        delivery = _post(chat, channel, text, layout)
-    except ChatError as exc:
-        return _not_delivered(channel, text, exc, exc.code)
-    except BackendError as exc:
-        return _not_delivered(channel, text, exc, "error")
-    except ValidationError as exc:
-        return _not_delivered(channel, text, BackendError(SYSTEM, OPERATION, channel, str(exc)),
-                              "invalid")
-    except Exception as exc:  # another Notifier's bug must not fail a workflow either
-        # Its type only: an unknown exception's text might quote a secret.
-        return _not_delivered(channel, text, BackendError(
-            SYSTEM, OPERATION, channel, "unexpected %s" % type(exc).__name__), "unexpected")
-    return {"delivered": True, "channel": delivery.channel, "ts": delivery.ts,
-            "text": delivery.text, "error": "", "code": "", "retryable": False}
-
-
-def announce(config: Mapping[str, Any], datastore: Any, group: Any, kind: Optional[str] = None,
-             cause: Optional[str] = None, node: Optional[str] = None,
-             count: Optional[int] = None, dry_run: Optional[bool] = None,
-             channel: Optional[str] = None, detail: Optional[str] = None,
-             url: Optional[str] = None,
-             chat_factory: Callable[[SlackSettings], Notifier] = notifier) -> Dict[str, Any]:
-    """Tell the group's channel what happened (see present/chat.py for the words: ``detail``
-    is a capacity change such as "2 → 4, max 5", ``url`` where the alert's issue is seen).
-    Never raises: a chat failure must not fail the scaling workflow that reports through
-    it."""
-    try:
-        settings = SlackSettings.from_config(config)
-        message = Message.create(group, kind, cause, node, count, dry_run, detail, url)
-        stored = "" if channel else group_channel(datastore, message.group)
-        target = choose_channel(channel, stored, settings.default_channel)
-        chat = chat_factory(settings)
-        text = chat.format(message)
-        layout = chat.layout(message)
-    except ValidationError as exc:
-        error = BackendError(SYSTEM, OPERATION, "", str(exc))
-        return _not_delivered(channel or "", "", error, "invalid")
-    except Exception as exc:  # see deliver()
-        error = BackendError(SYSTEM, OPERATION, "", "unexpected %s" % type(exc).__name__)
-        return _not_delivered(channel or "", "", error, "unexpected")
-    return deliver(chat, target, text, layout)
+def new_chat(config: Mapping[str, Any]) -> Chat:
+    """The chat for the pack config's ``slack`` section."""
+    return SlackNotifier(SlackSettings.from_config(config))

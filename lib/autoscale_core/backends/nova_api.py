@@ -1,32 +1,25 @@
-"""Virtual machines: OpenStack Nova through python-novaclient on a keystoneauth1 session.
-
-``Compute`` is what the pack needs from a cloud: boot a node's VM and wait until it runs,
-destroy one and wait until it is gone, list a group's VMs, list every VM the pack tagged (the
-governor's orphan scan). ``NovaCompute`` implements it; another cloud implements the same four
-methods.
+"""Virtual machines on OpenStack: Nova through python-novaclient on a keystoneauth1 session
+(the compute role's implementation; nova.py is what the registry reads).
 
 Only idempotent calls are retried. Creating a server is not: when a POST may have reached
 Nova but its answer was lost (timeout, reset connection, 5xx), the server is looked up by its
 name and group metadata instead of being created again; if it does not show up, the error
 says so and ``vm_destroy group=<group> node=<node>`` removes it should it appear later.
 
-Nothing secret leaves this module: the user data (it carries the Chef validator key) and the
-``adminPass`` Nova answers a create with are masked in keystoneauth's request and response
-logs, and every message that quotes a remote answer goes through ``redact``.
+Nothing secret leaves this module: the user data (it carries the provisioner's validator
+key) and the ``adminPass`` Nova answers a create with are masked in keystoneauth's request
+and response logs, and every message that quotes a remote answer goes through ``redact``.
 """
 
 from __future__ import annotations
 
-import abc
 import base64
 import ipaddress
-import json
 import logging
 import re
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple, TypeVar
+from typing import Any, Callable, Iterator, List, Mapping, Optional, Tuple, TypeVar
 from urllib.parse import quote
 
 from keystoneauth1 import exceptions as ks_exc
@@ -35,142 +28,28 @@ from keystoneauth1.identity import v3
 from novaclient import client as nova_client
 from novaclient import exceptions as nova_exc
 
-from .config import backend_section
-from .domain.names import validate_group_name, validate_node_name
-from .errors import BackendError, ValidationError, redact, retry
+from ..domain.names import validate_group_name, validate_node_name
+from ..errors import BackendError, ValidationError, redact, retry
+from ..ports.compute import (
+    GROUP_KEY,
+    NODE_KEY,
+    PORT_KEY,
+    Boot,
+    Compute,
+    Server,
+    ServerError,
+    ServerSpec,
+)
+from .cloud_init import build_user_data
+from .nova import ComputeSettings
 
 LOG = logging.getLogger(__name__)
 T = TypeVar("T")
 
-GROUP_KEY = "autoscale_group"
-NODE_KEY = "autoscale_node"
-# A VM that serves on its own port (several services per host) says so in this metadata key;
-# without it the node serves on the config's haproxy.server_port.
-PORT_KEY = "autoscale_port"
-
-
-def _metadata_port(value: Any) -> Optional[int]:
-    try:
-        port = int(str(value))
-    except (TypeError, ValueError):
-        return None
-    return port if 0 < port < 65536 else None
 # Nova refuses user_data longer than this once base64-encoded (servers API schema).
 USER_DATA_MAX = 65535
-SSH_KEY_DATASTORE_NAME = "ssh_pub_key"
-
-AUTH_TYPES = ("password", "v3applicationcredential")
-INTERFACES = ("public", "internal", "admin")
 
 _UUID_RE = re.compile(r"[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
-_MICROVERSION_RE = re.compile(r"2\.(0|[1-9][0-9]{0,2})")
-_SSH_KEY_RE = re.compile(
-    r"(ssh-(rsa|dss|ed25519)|ecdsa-sha2-nistp(256|384|521)"
-    r"|sk-(ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com) [A-Za-z0-9+/]+=*( [^\r\n]*)?"
-)
-
-
-# ---------------------------------------------------------------------------------------------
-# Settings
-
-
-@dataclass(frozen=True)
-class ComputeSettings:
-    auth_url: str
-    auth_type: str = "v3applicationcredential"
-    username: str = ""
-    password: str = field(default="", repr=False)
-    user_domain_name: str = "Default"
-    project_name: str = ""
-    project_domain_name: str = "Default"
-    application_credential_id: str = ""
-    application_credential_secret: str = field(default="", repr=False)
-    region_name: str = ""
-    interface: str = "public"
-    compute_api_version: str = "2.79"
-    verify_tls: bool = True
-    boot_timeout: int = 600
-    # Not in the pack config: seconds for one HTTP exchange, and how long a server whose
-    # create answer was lost gets to show up in a listing.
-    request_timeout: float = 30.0
-    recover_wait: float = 10.0
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> ComputeSettings:
-        section = backend_section(config, "openstack")
-
-        def text(key: str, default: str = "") -> str:
-            value = section.get(key, default)
-            if value is None:
-                return default
-            if not isinstance(value, str):
-                raise ValidationError("config key openstack.%s must be a string" % key)
-            return value
-
-        auth_url = text("auth_url").strip()
-        if not auth_url:
-            raise ValidationError("config key openstack.auth_url is missing")
-        if not auth_url.startswith(("http://", "https://")):
-            raise ValidationError("config key openstack.auth_url must be an http(s) URL")
-        auth_type = text("auth_type", "v3applicationcredential")
-        if auth_type not in AUTH_TYPES:
-            raise ValidationError("config key openstack.auth_type must be one of %s, not %r"
-                                  % (", ".join(AUTH_TYPES), auth_type))
-        needed = (("username", "password", "project_name") if auth_type == "password"
-                  else ("application_credential_id", "application_credential_secret"))
-        for key in needed:
-            if not text(key):
-                raise ValidationError("config key openstack.%s is missing (needed with "
-                                      "auth_type %s)" % (key, auth_type))
-        interface = text("interface", "public")
-        if interface not in INTERFACES:
-            raise ValidationError("config key openstack.interface must be one of %s, not %r"
-                                  % (", ".join(INTERFACES), interface))
-        version = str(section.get("compute_api_version") or "2.79")
-        if not _MICROVERSION_RE.fullmatch(version):
-            raise ValidationError("config key openstack.compute_api_version must be a Nova "
-                                  "microversion such as \"2.79\", not %r" % version)
-        boot_timeout = section.get("boot_timeout", 600)
-        if isinstance(boot_timeout, bool) or not isinstance(boot_timeout, int) \
-                or boot_timeout < 1:
-            raise ValidationError("config key openstack.boot_timeout must be a whole number "
-                                  "of seconds, at least 1")
-        verify = section.get("verify_tls", True)
-        if not isinstance(verify, bool):
-            raise ValidationError("config key openstack.verify_tls must be true or false")
-        return cls(
-            auth_url=auth_url.rstrip("/"),
-            auth_type=auth_type,
-            username=text("username"),
-            password=text("password"),
-            user_domain_name=text("user_domain_name", "Default") or "Default",
-            project_name=text("project_name"),
-            project_domain_name=text("project_domain_name", "Default") or "Default",
-            application_credential_id=text("application_credential_id"),
-            application_credential_secret=text("application_credential_secret"),
-            region_name=text("region_name"),
-            interface=interface,
-            compute_api_version=version,
-            verify_tls=verify,
-            boot_timeout=boot_timeout,
-        )
-
-    def secrets(self) -> List[str]:
-        return [s for s in (self.password, self.application_credential_secret) if s]
-
-
-# ---------------------------------------------------------------------------------------------
-# What the pack asks for and gets back
-
-
-def _ref(value: Any, what: str) -> str:
-    """A flavor, image or network name or id: one printable line (it goes into URLs)."""
-    if not isinstance(value, str) or not value.strip():
-        raise ValidationError("%s must be a name or id, not %r" % (what, value))
-    if len(value) > 255 or any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
-        raise ValidationError("%s %r must be one line of at most 255 printable characters"
-                              % (what, value))
-    return value
 
 
 def validate_server_id(value: Any) -> str:
@@ -179,168 +58,12 @@ def validate_server_id(value: Any) -> str:
     return value.lower()
 
 
-@dataclass(frozen=True)
-class ServerSpec:
-    """One node's VM as the pack wants it."""
-
-    group: str
-    node: str
-    flavor: str
-    image: str
-    network: str
-    # Carries the Chef validator key: kept out of repr, logs and results.
-    user_data: str = field(default="", repr=False)
-
-    def __post_init__(self) -> None:
-        validate_group_name(self.group)
-        validate_node_name(self.node)
-        # Listing a group asks Nova for names starting "<group>-" (README: node names are
-        # "<group>-<6 characters>"); a node named otherwise would be invisible to it.
-        if not self.node.startswith(self.group + "-"):
-            raise ValidationError("node name %r must start with its group's name and '-' (%s-)"
-                                  % (self.node, self.group))
-        _ref(self.flavor, "flavor")
-        _ref(self.image, "image")
-        _ref(self.network, "network")
-        if len(base64.b64encode(self.user_data.encode("utf-8"))) > USER_DATA_MAX:
-            raise ValidationError("user data is %d bytes, more than Nova takes (%d base64)"
-                                  % (len(self.user_data), USER_DATA_MAX))
-
-    @property
-    def metadata(self) -> Dict[str, str]:
-        return {GROUP_KEY: self.group, NODE_KEY: self.node}
-
-    def with_user_data(self, user_data: str) -> ServerSpec:
-        return replace(self, user_data=user_data)
-
-
-@dataclass(frozen=True)
-class Server:
-    id: str
-    name: str
-    status: str
-    group: str = ""
-    node: str = ""
-    task_state: str = ""
-    # Every address by network name, as Nova reports them.
-    addresses: Dict[str, List[str]] = field(default_factory=dict)
-    # The address on the configured network (IPv4 preferred), once the server is ACTIVE.
-    address: str = ""
-    fault: str = ""
-    created: str = ""
-    # The port the node serves on, when its metadata names one (PORT_KEY).
-    port: Optional[int] = None
-
-    def as_dict(self) -> Dict[str, Any]:
-        return asdict(self)
-
-    def listing(self) -> Dict[str, Any]:
-        """As a listing shows it: without ``address``, which needs the node's network."""
-        result = self.as_dict()
-        del result["address"]
-        return result
-
-
-@dataclass(frozen=True)
-class Boot:
-    server: Server
-    # "created": this call created it; "existing": the node's server already existed;
-    # "recovered": the create answer was lost and the server was found by name and metadata.
-    origin: str
-
-    def as_dict(self) -> Dict[str, Any]:
-        result = self.server.as_dict()
-        result.update(server_id=self.server.id, origin=self.origin)
-        return result
-
-
-class ServerError(BackendError):
-    """A BackendError about a server that exists: the caller may have to remove it."""
-
-    def __init__(self, system: str, operation: str, obj: str, message: str,
-                 retryable: bool = False, server_id: str = "") -> None:
-        self.server_id = server_id
-        super().__init__(system, operation, obj, message, retryable)
-
-    def as_dict(self) -> dict:
-        result = super().as_dict()
-        result["server_id"] = self.server_id
-        return result
-
-
-class Compute(abc.ABC):
-    """A cloud's VMs, as the pack uses them."""
-
-    @abc.abstractmethod
-    def boot(self, spec: ServerSpec, timeout: float) -> Boot:
-        """Create the node's server (never twice), wait until it runs, read its address.
-
-        A server that fails to boot is left for the caller to destroy: the ServerError names it.
-        """
-
-    @abc.abstractmethod
-    def destroy(self, server_id: str, group: str, timeout: float) -> bool:
-        """Delete a server of ``group`` and wait until it is gone; False if it already was."""
-
-    @abc.abstractmethod
-    def servers(self, group: str, node: Optional[str] = None) -> List[Server]:
-        """The servers tagged with ``group`` (and ``node``), for orphan detection."""
-
-    @abc.abstractmethod
-    def managed_servers(self) -> List[Server]:
-        """Every server tagged with any group (metadata ``autoscale_group``), in one listing:
-        what the governor compares with the node records to find orphans."""
-
-
-def remove_servers(compute: Compute, group: str, node: Optional[str] = None,
-                   server_id: Optional[str] = None, timeout: float = 300) -> List[str]:
-    """Destroy server ``server_id`` and every server tagged with ``node`` (a lost create answer
-    may have left one nobody heard of); the ids deleted, [] when all were already gone."""
-    validate_group_name(group)
-    if not node and not server_id:
-        raise ValidationError("give the node, the server id, or both")
-    ids = [validate_server_id(server_id)] if server_id else []
-    if node:
-        validate_node_name(node)
-        ids += [s.id for s in compute.servers(group, node) if s.id not in ids]
-    return [sid for sid in ids if compute.destroy(sid, group, timeout)]
-
-
-# ---------------------------------------------------------------------------------------------
-# Cloud-init user data
-
-
-def ssh_public_keys(value: Any) -> List[str]:
-    """The datastore's ``ssh_pub_key``: one or more OpenSSH public keys, one per line."""
-    hint = ('set it with: st2 key set %s "$(cat ~/.ssh/id_ed25519.pub)"'
-            % SSH_KEY_DATASTORE_NAME)
-    if value is None or (isinstance(value, str) and not value.strip()):
-        raise ValidationError("datastore key %s is not set: new nodes need an SSH public key; %s"
-                              % (SSH_KEY_DATASTORE_NAME, hint))
-    if not isinstance(value, str):
-        raise ValidationError("datastore key %s must be a string" % SSH_KEY_DATASTORE_NAME)
-    keys = [line.strip() for line in value.splitlines() if line.strip()]
-    for key in keys:
-        if not _SSH_KEY_RE.fullmatch(key):
-            raise ValidationError(
-                "datastore key %s does not hold an OpenSSH public key (\"ssh-ed25519 AAAA... "
-                "comment\"); was it stored encrypted, or is it a private key? %s"
-                % (SSH_KEY_DATASTORE_NAME, hint))
-    return keys
-
-
-def build_user_data(ssh_keys: List[str], chef: Mapping[str, Any]) -> str:
-    """A ``#cloud-config`` document: the SSH keys and cloud-init's ``chef:`` section.
-
-    The body is JSON, which YAML reads as it is: no YAML library is needed at runtime and no
-    value (a PEM key, a run list entry) can break out of its string.
-    """
-    for entry in chef.get("run_list") or []:
-        if not isinstance(entry, str) or not entry.strip() or any(
-                ord(ch) < 32 for ch in entry):
-            raise ValidationError("Chef run list entry %r must be one line of text" % (entry,))
-    document = {"ssh_authorized_keys": list(ssh_keys), "chef": dict(chef)}
-    return "#cloud-config\n" + json.dumps(document, indent=2, sort_keys=True) + "\n"
+def _metadata_port(value: Any) -> Optional[int]:
+    try:
+        port = int(str(value))
+    except (TypeError, ValueError):
+        return None
+    return port if 0 < port < 65536 else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -390,8 +113,16 @@ class NovaCompute(Compute):
     def __init__(self, settings: ComputeSettings,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.settings = settings
+        self.boot_timeout = settings.boot_timeout
         self._sleep = sleep
         self._nova: Any = None
+
+    def check_server_id(self, value: Any) -> str:
+        return validate_server_id(value)
+
+    def user_data(self, ssh_keys: List[str], bootstrap: Mapping[str, Any]) -> str:
+        """cloud-init's ``#cloud-config`` (cloud_init.py)."""
+        return build_user_data(ssh_keys, bootstrap)
 
     # -- connection ----------------------------------------------------------------------------
 
@@ -643,6 +374,9 @@ class NovaCompute(Compute):
         return str(found[0])
 
     def boot(self, spec: ServerSpec, timeout: float) -> Boot:
+        if len(base64.b64encode(spec.user_data.encode("utf-8"))) > USER_DATA_MAX:
+            raise ValidationError("user data is %d bytes, more than Nova takes (%d base64)"
+                                  % (len(spec.user_data), USER_DATA_MAX))
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
             raise ValidationError("boot timeout must be a positive number of seconds, not %r"
                                   % (timeout,))
@@ -724,3 +458,8 @@ class NovaCompute(Compute):
                               "still there %d s after the delete" % timeout, retryable=True,
                               server_id=server_id)
         return True
+
+
+def new_compute(config: Mapping[str, Any]) -> Compute:
+    """The compute for the pack config's ``openstack`` section."""
+    return NovaCompute(ComputeSettings.from_config(config))
