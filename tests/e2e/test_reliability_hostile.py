@@ -1,7 +1,7 @@
 """Reliability, hostile input (issue 7).
 
 1. The real New Relic webhook sensor (loaded through the st2 harness and run() in a thread, as
-   tests/test_webhook.py does) takes over 10,000 generated requests, sent over raw sockets
+   tests/e2e/test_webhook.py does) takes over 10,000 generated requests, sent over raw sockets
    from a seeded random generator: malformed JSON and forms, wrong types in every field, huge
    and deeply nested bodies, unicode, and header tricks (duplicate and odd Content-Length,
    CR/LF and folding in headers, absurd lengths, wrong auth schemes, scheme case, missing

@@ -21,7 +21,7 @@ def trigger_types():
 
 
 class Recorder:
-    """Stands in for notify.announce (same signature), remembering every call."""
+    """Stands in for services.announce.announce (same signature), remembering every call."""
 
     def __init__(self):
         self.calls = []

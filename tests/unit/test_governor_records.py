@@ -7,7 +7,7 @@ logged, and announced once in the group's channel (once across a sensor restart 
 hold: a group whose alert, scaling or node record cannot be read gets no scale-out and no
 scale-in; a repair up to its normal size goes on.
 
-The governor runs as in tests/test_governor.py: the real Store over the harness's datastore,
+The governor runs as in tests/e2e/test_governor.py: the real Store over the harness's datastore,
 its dispatches checked against the pack's trigger types.
 """
 
@@ -32,7 +32,7 @@ UNREADABLE = "unreadable_record"  # policy.Reason.UNREADABLE
 
 
 class Chat:
-    """Stands in for notify.announce (same signature), remembering every call and its
+    """Stands in for services.announce.announce (same signature), remembering every call and its
     channel."""
 
     def __init__(self):
@@ -280,7 +280,7 @@ def test_each_unreadable_record_kind_holds_scale_out_and_scale_in_but_not_repair
 
 
 # -- a cloud library that does not import ------------------------------------------------------
-# (tests/test_governor_imports.py)
+# (tests/pack/test_governor_imports.py)
 
 
 # -- property: corrupt anything, the others do not notice -------------------------------------

@@ -11,7 +11,6 @@ import sys
 import textwrap
 
 import pytest
-from conftest import ROOT
 
 from autoscale_core import backends
 from autoscale_core.backends.chef import ChefSettings
@@ -22,6 +21,7 @@ from autoscale_core.backends.slack_api import SlackNotifier
 from autoscale_core.domain.model import Group
 from autoscale_core.errors import ValidationError
 from autoscale_core.ports.provisioner import Provisioner
+from support.paths import ROOT
 
 CONFIG = {
     "openstack": {"auth_url": "http://127.0.0.1:9/identity/v3",

@@ -13,18 +13,15 @@ import threading
 import types
 
 import pytest
-from conftest import ROOT
 
 from autoscale_core import backends
 from autoscale_core.domain.model import NodeState
 from autoscale_core.errors import BackendError, ValidationError
 from autoscale_core.ports.load_balancer import LoadBalancer, ServerState
-from autoscale_core.store import Store
-from sandbox.world import World
 from st2harness import Datastore, PackLoader
-from st2harness.workflows import WorkflowRunner
+from support.paths import ROOT
+from support.world import ZONE, pack_env
 
-ZONE = "example.test"
 POOL = "pool/web"  # "/" is no character of an HAProxy backend name
 
 
@@ -91,12 +88,6 @@ def check_group(group):
     MemoryPools.check_backend(None, group.lb_backend)
 
 
-@pytest.fixture(scope="module")
-def world():
-    with World(zone=ZONE, converge_after=0) as started:
-        yield started
-
-
 @pytest.fixture
 def memory():
     state = types.SimpleNamespace(pools={POOL: {}}, calls=[], lock=threading.Lock())
@@ -109,15 +100,10 @@ def memory():
 
 @pytest.fixture
 def env(world, memory):
-    world.reset()
-    datastore = Datastore()
-    datastore.service("autoscale", "Tests").set_value("ssh_pub_key", world.ssh_pub_key,
-                                                      local=False)
     # The config alone selects the second type; every other section is the World's.
-    loader = PackLoader(ROOT, datastore, config=world.config(haproxy={"type": "memory"}))
-    return types.SimpleNamespace(world=world, memory=memory, loader=loader,
-                                 store=Store(datastore.service("autoscale", "Tests")),
-                                 runner=WorkflowRunner(loader))
+    env = pack_env(world, config=world.config(haproxy={"type": "memory"}))
+    env.memory = memory
+    return env
 
 
 def run(env, ref, **params):
