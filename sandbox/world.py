@@ -416,7 +416,10 @@ class World:
         assert self.started and self.bind and self.haproxy and self.openstack and self.chef \
             and self.slack, "start the World first"
         config: Dict[str, Any] = {
+            # Each backend section names its type (today's, the default), as the schema lets
+            # it: every key set on purpose.
             "openstack": {
+                "type": "nova",
                 "auth_url": self.openstack.auth_url,
                 "auth_type": "v3applicationcredential",
                 # The fake also takes these (auth_type "password").
@@ -434,6 +437,7 @@ class World:
                 "boot_timeout": self.boot_timeout,
             },
             "chef": {
+                "type": "chef",
                 "server_url": self.chef.org_url,
                 "client_name": CLIENT_NAME,
                 "client_key": _pem(self.client_key),
@@ -442,9 +446,10 @@ class World:
                 "converge_timeout": self.converge_timeout,
                 "verify_tls": True,
             },
-            "dns": self.bind.config(service_address=LOOPBACK, timeout=self.dns_timeout,
-                                    owner_id="autoscale"),
+            "dns": dict(self.bind.config(service_address=LOOPBACK, timeout=self.dns_timeout,
+                                         owner_id="autoscale"), type="rfc2136"),
             "haproxy": {
+                "type": "haproxy",
                 "runtime_api": self.haproxy.socket_path,
                 "backend": self.backends[0],
                 "server_port": self.server_port,
@@ -453,6 +458,7 @@ class World:
                 "timeout": 2,
             },
             "slack": {
+                "type": "slack",
                 "token": self.slack_token,
                 "default_channel": "#" + self.channel,
                 "base_url": self.slack.api_url,
