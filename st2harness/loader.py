@@ -20,7 +20,8 @@ loaded it from (the pack's library, reached through the actions/lib or sensors s
 the test imported it from lib/) is not hidden but shared, as one process has one copy of a
 library. What the action imports while it runs (a backend the config chooses, imported when
 first used) then comes from the library it was loaded with, as in its own st2 process, and
-its exceptions are the classes the action catches.
+its exceptions are the classes the action catches. The same holds the other way: a library
+a load imports first, from the files this process's own path would find, stays loaded.
 """
 
 from __future__ import annotations
@@ -144,8 +145,13 @@ def exec_entry_point(file_path: str, front: List[str], back: List[str]) -> Any:
         return module
     finally:
         sys.path[:] = saved_path
+        loaded = {name: m for name, m in _outside_modules().items() if name not in ours}
+        # A library this load imported first, from the files this process's own path finds
+        # (the pack's library through the symlink, before the test imported it): kept, so
+        # the process has one copy of it, as when the test had imported it first.
+        kept = _shared_packages(loaded, saved_path)
         for name in _outside_modules():
-            if copied(name):
+            if copied(name) and name.split(".", 1)[0] not in kept:
                 del sys.modules[name]
         sys.modules.update({name: ours[name] for name in ours if copied(name)})
 

@@ -2,6 +2,7 @@
 payload validation, action parameter handling and, above all, import paths."""
 
 import os
+import subprocess
 import sys
 
 import pytest
@@ -381,3 +382,25 @@ def test_real_st2_base_classes_win_when_installed(tmp_path, monkeypatch):
         for name in [k for k in sys.modules if k.split(".")[0] in ("st2common", "st2reactor")]:
             del sys.modules[name]
         sys.modules.update(saved)
+
+
+FIRST_LOAD = """
+import inspect, sys
+sys.path[:0] = [sys.argv[1], sys.argv[1] + "/lib"]
+from st2harness import PackLoader
+assert not any(n.startswith("autoscale_core") for n in sys.modules), "imported early"
+action = PackLoader(sys.argv[1]).action("vm_create")
+theirs = inspect.unwrap(action.cls.run).__globals__["vms"]
+import autoscale_core.services.vms as ours
+print("one copy" if theirs is ours else "two copies")
+"""
+
+
+def test_a_library_first_imported_by_a_load_stays_one_copy():
+    """A test process that had not imported the pack's library before loading an action got a
+    second copy of it at the action's first lazy import (a backend chosen by the config),
+    whose exceptions the action did not catch: one process, one library."""
+    out = subprocess.run([sys.executable, "-c", FIRST_LOAD, ROOT], capture_output=True,
+                         text=True, timeout=120, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "one copy"
