@@ -9,7 +9,7 @@ connection after the request went out is reported, not retried: it may have been
 
 The bot token never appears in a result, an error or a log line (slack_sdk itself logs
 request headers at DEBUG with ``Authorization`` redacted and adds the token after logging;
-tests/test_notify.py checks every log record).
+tests/backends/test_notify.py checks every log record).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@
 The governor sensor, the alert rule's immediate scale-out, the tests and the simulator all
 call this same function.
 
-What it guarantees (the property tests in tests/test_policy_properties.py check each):
+What it guarantees (the property tests in tests/unit/test_policy_properties.py check each):
 
 * A group's capacity (nodes in service plus nodes being added; see capacity.py) never goes
   above ``max_size`` through a scale-out, and the total number of nodes across all groups
