@@ -16,7 +16,8 @@ port (127.0.0.1 only), which HAProxy never forwards to::
     POST /sick?mode=errors|slow&latency=S   200, or 400 for a bad mode or latency
     POST /well                              200
     POST /health?ok=0|1                     what /health answers on the public port
-    GET  /state                             {"name", "sick", "latency", "healthy", "served"}
+    GET  /state                             {"name", "sick", "latency", "healthy", "served",
+                                             "checks"}: requests served, /health answered
 
 It speaks HTTP/1.1 with keep-alive, as a real web server does, so HAProxy keeps idle
 connections to it, which matters for ``del server``. Run it as a process (``WebNode(name)
@@ -69,6 +70,7 @@ class _State:
         self.sick: Optional[str] = None
         self.latency = 0.0
         self.served = 0
+        self.checks = 0
 
 
 def _handler(name: str, state: _State, admin: bool) -> Any:
@@ -92,6 +94,8 @@ def _handler(name: str, state: _State, admin: bool) -> Any:
             with state.lock:
                 healthy, sick, latency = state.healthy, state.sick, state.latency
             if parts.path == "/health":
+                with state.lock:
+                    state.checks += 1
                 self._answer(200 if healthy else 503, "ok\n" if healthy else "unhealthy\n")
                 return
             with state.lock:
@@ -115,7 +119,8 @@ def _handler(name: str, state: _State, admin: bool) -> Any:
             if self.command == "GET" and parts.path == "/state":
                 with state.lock:
                     body = {"name": name, "sick": state.sick, "latency": state.latency,
-                            "healthy": state.healthy, "served": state.served}
+                            "healthy": state.healthy, "served": state.served,
+                            "checks": state.checks}
                 self._answer(200, json.dumps(body) + "\n", "application/json")
             elif self.command != "POST":
                 self._answer(405, "POST only\n")
