@@ -2,7 +2,8 @@
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := bind9 bind9-utils bind9-dnsutils haproxy
+# --no-install-recommends below: prometheus alone would bring node-exporter and more.
+APT_PACKAGES := bind9 bind9-utils bind9-dnsutils haproxy prometheus prometheus-alertmanager
 
 .PHONY: demo test test-fast lint pytest bench procmodel system-packages venv clean
 
@@ -35,10 +36,12 @@ lint: venv
 pytest: venv
 	$(VENV)/bin/pytest -q
 
-# BIND9 and HAProxy: the tests start real ones on free loopback ports.
+# BIND9, HAProxy, Prometheus (promtool) and Alertmanager (amtool): the tests start real ones on
+# free loopback ports.
 system-packages:
 	@missing=""; \
-	for cmd in named named-checkconf nsupdate dig haproxy; do \
+	for cmd in named named-checkconf nsupdate dig haproxy prometheus promtool \
+	    prometheus-alertmanager amtool; do \
 	  command -v $$cmd >/dev/null 2>&1 || PATH="$$PATH:/usr/sbin" command -v $$cmd >/dev/null 2>&1 || missing=1; \
 	done; \
 	if [ -n "$$missing" ]; then \

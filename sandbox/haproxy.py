@@ -8,6 +8,13 @@ runs ``haproxy -db`` (foreground) and waits until its frontend and its admin soc
         lb.socket_path        # the Runtime API at level admin (unix socket)
         lb.tcp_api            # "127.0.0.1:<port>" when started with tcp_api=True
         lb.cli("show info")   # one raw Runtime API command, for checks independent of the pack
+        lb.metrics_url        # http://127.0.0.1:<port>/metrics when started with metrics=True
+
+With ``metrics=True`` a second frontend on its own loopback port serves HAProxy's built-in
+Prometheus exporter at /metrics (``http-request use-service prometheus-exporter``; Debian's
+HAProxy is built with USE_PROMEX=1) and the stats page at /stats: per-backend and per-server
+request and response counters by status class, response times, sessions. It is never the
+public frontend's, so traffic through ``url`` cannot reach it.
 
 The main backend (``backend``, default "web") uses ``balance roundrobin``, which dynamic
 servers need; ``extra_backends`` adds more (name → balance algorithm). Failure injection:
@@ -45,7 +52,7 @@ class HAProxy:
                  balance: str = "roundrobin", extra_backends: Optional[Dict[str, str]] = None,
                  tcp_api: bool = False, level: str = "admin", httpchk: Optional[str] = None,
                  binary: str = HAPROXY_BIN, timeouts: Tuple[str, str, str] = ("1s", "10s", "10s"),
-                 nbthread: int = 2) -> None:
+                 nbthread: int = 2, metrics: bool = False) -> None:
         self.servers: List[Server] = list(servers)
         self.backend = backend
         self.balance = balance
@@ -56,9 +63,11 @@ class HAProxy:
         self.binary = binary
         self.timeouts = timeouts
         self.nbthread = nbthread
+        self.want_metrics = metrics
         self.directory: Optional[str] = None
         self.frontend_port: Optional[int] = None
         self.tcp_port: Optional[int] = None
+        self.metrics_port: Optional[int] = None
         self.process: Optional[subprocess.Popen] = None
         self._log = None
 
@@ -83,6 +92,18 @@ class HAProxy:
     def url(self) -> str:
         assert self.frontend_port, "not started"
         return "http://%s:%d" % (LOOPBACK, self.frontend_port)
+
+    @property
+    def metrics_url(self) -> str:
+        """HAProxy's Prometheus exporter (started with ``metrics=True``)."""
+        assert self.metrics_port, "started without metrics=True"
+        return "http://%s:%d/metrics" % (LOOPBACK, self.metrics_port)
+
+    @property
+    def metrics_target(self) -> str:
+        """``host:port`` of the exporter, as a Prometheus scrape target names it."""
+        assert self.metrics_port, "started without metrics=True"
+        return "%s:%d" % (LOOPBACK, self.metrics_port)
 
     @property
     def pid(self) -> Optional[int]:
@@ -124,6 +145,17 @@ class HAProxy:
                                                      " check" if self.httpchk else ""))
         for name, balance in self.extra_backends.items():
             lines += ["", "backend %s" % name, "    balance %s" % balance]
+        if self.metrics_port:
+            lines += [
+                "",
+                "frontend metrics",
+                "    bind %s:%d" % (LOOPBACK, self.metrics_port),
+                "    no log",
+                "    http-request use-service prometheus-exporter if { path /metrics }",
+                "    stats enable",
+                "    stats uri /stats",
+                "    stats refresh 5s",
+            ]
         return "\n".join(lines) + "\n"
 
     # -- running --------------------------------------------------------------------------------
@@ -137,6 +169,8 @@ class HAProxy:
             self.frontend_port = free_port()
             if self.want_tcp_api:
                 self.tcp_port = free_port()
+            if self.want_metrics:
+                self.metrics_port = free_port()
             with open(self.config_path, "w", encoding="utf-8") as handle:
                 handle.write(self.config_text())
             check = subprocess.run([self.binary, "-c", "-f", self.config_path],
@@ -164,6 +198,8 @@ class HAProxy:
                 wait_for_port(self.frontend_port, timeout=0.1)
                 if self.tcp_port:
                     wait_for_port(self.tcp_port, timeout=0.1)
+                if self.metrics_port:
+                    wait_for_port(self.metrics_port, timeout=0.1)
                 if "Name: HAProxy" in self.cli("show info"):
                     return
             except (OSError, TimeoutError):

@@ -16,7 +16,8 @@ It runs, all on 127.0.0.1:
 * a real HAProxy: a Runtime API socket at level admin, one frontend, and one backend per name
   in ``backends`` (``balance roundrobin``, which dynamic servers need). The frontend sends a
   request whose Host starts with ``<backend>.`` to that backend (``api.example.test`` → api),
-  every other request to the first backend;
+  every other request to the first backend. A second frontend serves HAProxy's Prometheus
+  exporter (``world.haproxy.metrics_target``, for ``sandbox.monitoring``);
 * FakeOpenStack (Keystone + Nova, flavor ``m1.small``, image ``ubuntu-24.04``, network
   ``private``), FakeChefServer (organisation ``org``, the pack's API client and a validator,
   both with RSA keys made here), FakeSlack (channel ``#autoscale``, the bot a member).
@@ -31,6 +32,13 @@ With ``serve_http=True`` each server also gets a real ``WebNode`` process on 127
 free port of its own, which the server's metadata names (``autoscale_port``, read by the
 pack's compute backend and passed to the load balancer); deleting the server stops it. A
 server that goes to ERROR runs nothing.
+
+The application can be made sick: ``make_sick(node=None, mode="errors"|"slow", latency=None)``
+makes one web node (by server name) or every one answer HTTP 500 or late; with ``node=None``
+the web nodes started later are sick too (the application is), until ``make_well()``.
+``make_well(node)`` heals one node. /health keeps answering 200, so HAProxy keeps the nodes in
+rotation: only monitoring (sandbox.monitoring) notices. The switches are on each node's admin
+port, which HAProxy never forwards to (sandbox.webnode).
 
 Failure injection: ``fail(what, times=None)`` / ``heal(what=None)`` / ``with
 world.failure(what):``; ``what`` is one of ``FAILURES`` (see there). ``times=None`` lasts until
@@ -71,7 +79,7 @@ from .fake_slack import FakeSlack
 from .haproxy import HAProxy
 from .http_fake import Failure
 from .net import LOOPBACK, free_port
-from .webnode import WebNode
+from .webnode import WebNode, check_sickness
 
 # The first label of a name's ownership record, _autoscale.<name> (backends/rfc2136.py).
 OWNER_LABEL = "_autoscale"
@@ -146,7 +154,7 @@ class _LoadBalancer(HAProxy):
     def __init__(self, backends: Sequence[str], health_path: Optional[str]) -> None:
         super().__init__(backend=backends[0],
                          extra_backends={name: "roundrobin" for name in backends[1:]},
-                         httpchk=health_path)
+                         httpchk=health_path, metrics=True)
 
     def config_text(self) -> str:
         text = super().config_text()
@@ -271,6 +279,8 @@ class World:
         # The failures this World injected into the fakes, by name, to count and cancel.
         self._injected: Dict[str, List[Failure]] = {}
         self._socket_aside: Optional[str] = None
+        # make_sick(node=None): (mode, latency) for every web node, those started later too.
+        self._sick_all: Optional[Tuple[str, float]] = None
         # The zone's records at start, and those seed_dns added for someone else: neither
         # is the pack's.
         self._dns_baseline: Set[Tuple[str, str]] = set()
@@ -556,6 +566,10 @@ class World:
                 port = free_port()
                 self._set_metadata(vm.server_id, PORT_KEY, str(port))
                 vm.web = self._spawn(WebNode(vm.name, port).start)
+                sick = self._sick_all
+                if sick is not None:
+                    # Before the pack can add it to HAProxy: it never serves a good answer.
+                    vm.web.make_sick(*sick)
         except Exception as exc:
             # The VM fails to boot: Nova shows it in ERROR, as it would a failed spawn.
             vm.problem = "failed to boot: %s" % exc
@@ -624,6 +638,52 @@ class World:
                 if vm.name == name and vm.web is not None:
                     return vm.web
         return None
+
+    # -- the sick application -----------------------------------------------------------------
+
+    def _web_nodes(self, node: Optional[str]) -> List[WebNode]:
+        with self._lock:
+            webs = [vm.web for vm in self.vms.values() if vm.web is not None
+                    and (node is None or vm.name == node)]
+        if node is not None and not webs:
+            raise WorldError("no web node %r (serve_http=True, and the server exists?)" % node)
+        return webs
+
+    def make_sick(self, node: Optional[str] = None, mode: str = "errors",
+                  latency: Optional[float] = None) -> List[str]:
+        """Make web node ``node`` (a server name), or every one when None, answer every
+        request but /health with HTTP 500 (``errors``) or ``latency`` seconds late (``slow``,
+        default 1 s; ``latency`` also delays errors). With ``node=None`` the nodes started later
+        are sick too, until ``make_well()``. The names made sick; ValueError for a bad mode or
+        latency and WorldError for an unknown node, with nothing changed."""
+        latency = check_sickness(mode, latency)
+        if node is None:
+            # First, so that a node starting meanwhile is either listed here or sees it.
+            self._sick_all = (mode, latency)
+        webs = self._web_nodes(node)
+        for web in webs:
+            web.make_sick(mode, latency)
+        return sorted(web.name for web in webs)
+
+    def make_well(self, node: Optional[str] = None) -> List[str]:
+        """Heal web node ``node``, or every one (and the nodes started later) when None. The
+        names healed."""
+        if node is None:
+            self._sick_all = None
+        webs = self._web_nodes(node)
+        for web in webs:
+            web.make_well()
+        return sorted(web.name for web in webs)
+
+    def sick_nodes(self) -> Dict[str, Dict[str, Any]]:
+        """Web node name -> its sickness (``{"sick": mode, "latency": s}``), sick ones only,
+        as the nodes themselves report it."""
+        found = {}
+        for web in self._web_nodes(None):
+            state = web.state()
+            if state["sick"]:
+                found[web.name] = {"sick": state["sick"], "latency": state["latency"]}
+        return found
 
     # -- failure injection --------------------------------------------------------------------
 
@@ -840,6 +900,7 @@ class World:
         HAProxy server, no Slack message."""
         assert self.started and self.openstack and self.chef and self.slack
         self.heal()
+        self._sick_all = None
         self.errors.clear()
         with self._lock:
             vms, self.vms = list(self.vms.values()), {}
