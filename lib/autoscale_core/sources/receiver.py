@@ -54,27 +54,31 @@ unless ``webhook.allow_insecure`` is true, in which case every request is accept
 warning is logged at startup). With a secret set, allow_insecure changes nothing.
 
 Dedup: senders retry and may deliver one event twice. A delivery whose (source, issue id,
-occurrence, state, severity, ?asg=) was already dispatched less than ``webhook.dedup_window`` seconds ago is
-answered 200 "duplicate" and not dispatched. Severity is part of the key so that an open
-issue escalating from warning to critical is dispatched; ``?asg=`` is, so that one issue sent
-to two destinations for two groups reaches both; the occurrence (``Alert.occurrence``:
-Alertmanager's ``startsAt``) is, so that an alert that resolves and fires again under its old
-fingerprint is dispatched again, while Alertmanager's repeats (``repeat_interval``) and
-retries of a notification are duplicates. The window counts from the first delivery.
-The table holds at most DEDUP_MAX_ENTRIES keys, the oldest evicted first, so memory never
-grows with the number of deliveries. A delivery that routes nowhere is not remembered (a group
-created a moment later gets the sender's next delivery), nor one whose dispatch failed. 0
-turns dedup off.
+occurrence, state, severity, ?asg=) was already dispatched less than ``webhook.dedup_window``
+seconds ago is answered 200 "duplicate" and not dispatched. Severity is part of the key so
+that an open issue escalating from warning to critical is dispatched; ``?asg=`` is, so that
+one issue sent to two destinations for two groups reaches both; the occurrence
+(``Alert.occurrence``: Alertmanager's ``startsAt``) is, so that an alert that resolves and
+fires again under its old fingerprint is dispatched again, while retries of a notification,
+and Alertmanager's repeats (``repeat_interval``, or a group sent again because it grew) within
+the window, are duplicates. The window counts from the first delivery. (A repeat after the
+window is dispatched: it keeps the open issue from expiring, governor.alert_max_age, and adds
+capacity only as the governor's policy would anyway, once per scale_out_cooldown.) The table
+holds at most DEDUP_MAX_ENTRIES keys, the oldest evicted first, so memory never grows with the
+number of deliveries. A delivery that routes nowhere is not remembered (a group created a
+moment later gets the sender's next delivery), nor one whose dispatch failed. 0 turns dedup
+off.
 
-Several alerts in one body (Alertmanager sends a group of them; New Relic never does): each
-is routed (so one body may reach different groups), deduplicated and dispatched as above, in
-the body's order, and the answer lists each one's own answer under ``alerts``; its status is "dispatched" (200) when any was dispatched, else
-"duplicate" (200) when any was a duplicate, else "ignored" (202). A body that cannot be read,
-or whose ``?asg=`` is refused, dispatches none of them; a failed dispatch answers 503 and
-forgets that alert and the ones after it, so the sender's retry dispatches them (and only
-them). A body with one alert is answered exactly as described above. A note the source gives
-about the body as a whole (Alertmanager's ``truncatedAlerts``: alerts it left out) is logged
-as a warning and added to the answer as ``note``.
+Several alerts in one body (Alertmanager sends a group of them; New Relic never does): each is
+routed (so one body may reach different groups), deduplicated and dispatched as above, in the
+body's order, and the answer lists each one's own answer under ``alerts``; its status is
+"dispatched" (200) when any was dispatched, else "duplicate" (200) when any was a duplicate,
+else "ignored" (202). A body that cannot be read, or whose ``?asg=`` is refused, dispatches
+none of them; a failed dispatch answers 503 and forgets that alert and the ones after it, so
+the sender's retry dispatches them (and only them). A body with one alert is answered exactly
+as described above. A note the source gives about the body as a whole (Alertmanager's
+``truncatedAlerts``: alerts it left out) is logged as a warning and added to the answer as
+``note``.
 
 Routing cache: the groups are read with one ``Store.load_all`` (one datastore listing) at
 most every ROUTE_CACHE_SECONDS (5 s), whatever the number of deliveries, so a burst of alerts
