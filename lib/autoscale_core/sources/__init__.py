@@ -13,7 +13,8 @@ A source turns a webhook body into alerts; nothing else here knows any vendor's 
 
 A source is a module (or any object) with:
 
-* ``NAME``: its type name, the value of the ``webhook.source`` config key that selects it;
+* ``NAME``: its type name, the value of the ``webhook.source`` config key (or of a path in
+  ``webhook.paths``) that selects it;
 * ``TITLE``: how people call it, for messages ("New Relic");
 * ``parse(body: bytes, content_type: str) -> List[Alert]``: the alerts one body carries
   (``domain.alerts.Alert``, with its ``matcher_values`` filled in the source's vocabulary);
