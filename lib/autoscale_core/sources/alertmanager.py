@@ -153,13 +153,24 @@ class AlertmanagerSource:
 
 
 def _kind(value: Any) -> str:
-    return "null" if value is None else type(value).__name__
+    """A JSON value's type, in JSON's words."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    return {str: "string", dict: "object", list: "list"}.get(type(value), type(value).__name__)
 
 
 def _show(value: Any) -> str:
+    """A wrong value, for a message: short text as itself, anything else by its type."""
     if isinstance(value, str):
         return repr(_text(value)[:40])
-    return "a %s" % _kind(value) if value is not None else "missing"
+    if value is None:
+        return "missing"
+    kind = _kind(value)
+    return ("an " if kind[0] in "aeiou" else "a ") + kind
 
 
 def _text(value: Any) -> str:
