@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := bind9 bind9-utils bind9-dnsutils haproxy
 
-.PHONY: demo test lint pytest bench procmodel system-packages venv clean
+.PHONY: demo test test-fast lint pytest bench procmodel system-packages venv clean
 
 # The whole story in under two minutes: see sandbox/demo.py. Exit status 0 only if every check
 # passed.
@@ -12,6 +12,12 @@ demo: system-packages venv
 	$(PY) -m sandbox.demo
 
 test: system-packages venv lint pytest
+
+# The unit tests alone (tests/unit: pure, nothing started), property tests at a tenth of their
+# examples (tests/support/properties.py): under a minute, for the edit-test loop. `make test`
+# runs everything, as CI does.
+test-fast: venv
+	AUTOSCALE_TESTS_FAST=1 $(VENV)/bin/pytest -q -m unit tests/unit
 
 # Benchmarks (issue 7): prints a table and writes bench/results.json. See bench/run.py.
 bench: system-packages venv

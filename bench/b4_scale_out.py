@@ -42,7 +42,7 @@ def run(quick: bool) -> Dict[str, Any]:
                                   "added": wide["added"]}
         if not quick:
             result["concurrency_default"] = _expand(env, "default", boot)
-            env.world.openstack.boot_delay = 0.0
+            env.world.openstack.set_boot_delay(0.0)
             instant = _expand(env, "instant", boot, concurrency=COUNT)
             result["instant_boot_wall_s"] = instant["wall_s"]
             # What the boots themselves add: about 1 T when all ten boot at once.

@@ -1,4 +1,4 @@
-"""The sandbox pipeline the end-to-end benchmarks drive, as tests/test_event_pipeline.py and
+"""The sandbox pipeline the end-to-end benchmarks drive, as tests/e2e/test_event_pipeline.py and
 sandbox/demo.py do: a World, the pack's webhook sensor serving real HTTP, its governor sensor,
 rules wired to workflows through st2harness's Reactor."""
 

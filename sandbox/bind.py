@@ -103,8 +103,8 @@ class BindServer:
         self.zone = zone.rstrip(".").lower()
         self.key_name = key_name
         self.algorithm = algorithm
-        self.key_secret = self._new_secret()
-        self.other_keys: Dict[str, str] = {name: self._new_secret() for name in other_keys}
+        self.key_secret = self.new_secret()
+        self.other_keys: Dict[str, str] = {name: self.new_secret() for name in other_keys}
         self.records = list(records)
         self.allow_transfer = allow_transfer
         self.startup_timeout = startup_timeout
@@ -116,7 +116,9 @@ class BindServer:
         self._log = None
 
     @staticmethod
-    def _new_secret() -> str:
+    def new_secret() -> str:
+        """A fresh TSIG secret (base64 of 32 random bytes), e.g. for a key the server does
+        not know."""
         return base64.b64encode(os.urandom(32)).decode("ascii")
 
     # -- files ---------------------------------------------------------------------------------

@@ -31,7 +31,9 @@ Test knobs: ``add_client`` (a public key, permissions), ``register_node`` (a nod
 server holds it now, with or without ``automatic.ohai_time``), ``boot_node`` (a VM's first
 chef-client run: the node and its client appear after ``register_after`` seconds and the
 run's ohai_time becomes visible after ``converge_after``, or never), ``fail_next`` (5xx
-answers), ``delay_next`` (slow answers, for client timeouts), ``clock`` (the server's clock).
+answers) and ``delay_next`` (slow answers, for client timeouts), each returning its
+``Failure``, ``heal()``, ``clock`` (the server's clock). What it holds: ``node``,
+``has_client``, ``node_names``, ``client_names``.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from .http_fake import FakeService, Request, Response
+from .http_fake import Failure, Failures, FakeService, Request, Response
 
 AUTH_SKEW = 15 * 60  # seconds; erchef's auth_skew default
 API_MIN_VERSION, API_MAX_VERSION = 0, 2
@@ -88,6 +90,11 @@ def server_canonical_path(path: str) -> str:
     return path or "/"
 
 
+def _holding(part: Optional[str]) -> Optional[Callable[[str], bool]]:
+    """A path test for a failure: the path holds ``part`` (any path when None)."""
+    return None if part is None else (lambda path: part in path)
+
+
 def _request_time(value: str) -> Optional[float]:
     """chef_time_utils:time_iso8601_to_date_time/1: six integers between '-', 'T', ':', 'Z'."""
     parts = [part for part in re.split(r"[-T:Z]", value) if part]
@@ -102,23 +109,6 @@ def _request_time(value: str) -> Optional[float]:
     return float(calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0)))
 
 
-class _Rule:
-    def __init__(self, count: int, method: Optional[str], path: Optional[str],
-                 status: int = 500, delay: float = 0.0) -> None:
-        self.count, self.method, self.path = count, method, path
-        self.status, self.delay = status, delay
-
-    def take(self, request: Request) -> bool:
-        if self.count <= 0:
-            return False
-        if self.method and request.method != self.method:
-            return False
-        if self.path and self.path not in request.path:
-            return False
-        self.count -= 1
-        return True
-
-
 class FakeChefServer(FakeService):
     """One Chef organisation. ``org_url`` is what the pack's ``chef.server_url`` holds."""
 
@@ -126,12 +116,11 @@ class FakeChefServer(FakeService):
         super().__init__()
         self.org = org
         self.clock = clock
-        self.clients: Dict[str, Dict[str, Any]] = {}
-        self.nodes: Dict[str, Dict[str, Any]] = {}
+        self._clients: Dict[str, Dict[str, Any]] = {}
+        self._nodes: Dict[str, Dict[str, Any]] = {}
         # name -> (register_at, converge_at or None, run_list, environment), epoch seconds
         self._boots: Dict[str, Tuple[float, Optional[float], List[str], str]] = {}
-        self._failures: List[_Rule] = []
-        self._delays: List[_Rule] = []
+        self._delays = Failures()
         # (user id, method, path, status) of every request, authenticated or not.
         self.log: List[Tuple[str, str, str, int]] = []
         self._state = threading.RLock()
@@ -146,7 +135,7 @@ class FakeChefServer(FakeService):
                    permissions: Iterable[str] = ("read", "delete")) -> None:
         """An API client; without a public key no request of it ever authenticates."""
         with self._state:
-            self.clients[name] = {"public_key": _public_key(public_key),
+            self._clients[name] = {"public_key": _public_key(public_key),
                                   "validator": validator, "permissions": set(permissions)}
 
     def register_node(self, name: str, ohai_time: Optional[float] = None,
@@ -162,8 +151,8 @@ class FakeChefServer(FakeService):
             "normal": {"tags": []}, "default": {}, "override": {},
         }
         with self._state:
-            self.nodes[name] = node
-            if with_client and name not in self.clients:
+            self._nodes[name] = node
+            if with_client and name not in self._clients:
                 # The node's own client: its key stays on the VM, so the fake knows none.
                 self.add_client(name, None, permissions=("read",))
         return node
@@ -181,61 +170,79 @@ class FakeChefServer(FakeService):
                                  list(run_list), environment)
 
     def fail_next(self, count: int = 1, status: int = 500, method: Optional[str] = None,
-                  path: Optional[str] = None) -> None:
-        """Answer the next ``count`` matching requests with ``status`` before anything else."""
-        with self._state:
-            self._failures.append(_Rule(count, method, path, status=status))
+                  path: Optional[str] = None) -> Failure:
+        """Answer the next ``count`` requests (of ``method``, whose path holds ``path``) with
+        ``status`` before anything else."""
+        return self._faults.add(Failure(count, status, method=method, path=path,
+                                        matches=_holding(path),
+                                        message="internal service error"))
 
     def delay_next(self, count: int, seconds: float, method: Optional[str] = None,
-                   path: Optional[str] = None) -> None:
+                   path: Optional[str] = None) -> Failure:
         """Hold the next ``count`` matching requests ``seconds`` before answering."""
-        with self._state:
-            self._delays.append(_Rule(count, method, path, delay=seconds))
+        return self._delays.add(Failure(count, method=method, path=path,
+                                        matches=_holding(path), delay=seconds))
+
+    def _fault_lists(self) -> List[Failures]:
+        return [self._faults, self._delays]
 
     def reset(self) -> None:
         """Forget every client, node, planned run, failure rule and request (a server shared
         by several tests starts each one empty)."""
         with self._state:
-            self.clients.clear()
-            self.nodes.clear()
+            self._clients.clear()
+            self._nodes.clear()
             self._boots.clear()
-            self._failures.clear()
-            self._delays.clear()
+            self.heal()
             self.log.clear()
             self.requests.clear()
 
     def node(self, name: str) -> Optional[Dict[str, Any]]:
         with self._state:
             self._advance()
-            return self.nodes.get(name)
+            return self._nodes.get(name)
 
     def has_client(self, name: str) -> bool:
         with self._state:
             self._advance()
-            return name in self.clients
+            return name in self._clients
+
+    def client(self, name: str) -> Optional[Dict[str, Any]]:
+        """An API client as the server knows it (``public_key``, ``validator``,
+        ``permissions``), a copy; None when there is none."""
+        with self._state:
+            self._advance()
+            found = self._clients.get(name)
+            return None if found is None else dict(found, permissions=set(found["permissions"]))
+
+    def node_names(self) -> List[str]:
+        """The nodes the server holds now, sorted."""
+        with self._state:
+            self._advance()
+            return sorted(self._nodes)
+
+    def client_names(self) -> List[str]:
+        """The API clients the server knows now, sorted."""
+        with self._state:
+            self._advance()
+            return sorted(self._clients)
 
     # -- serving --------------------------------------------------------------------------------
 
     def handle(self, request: Request) -> Response:
         user = request.headers.get("x-ops-userid", "")
-        delay = 0.0
-        with self._state:
-            for rule in self._delays:
-                if rule.take(request):
-                    delay = rule.delay
-                    break
-        if delay:
-            time.sleep(delay)
+        delayed = self._delays.take(request.method, request.path)
+        if delayed is not None:
+            time.sleep(delayed.delay)
         response = self._handle(request, user)
         with self._state:
             self.log.append((user, request.method, request.path, response.status))
         return response
 
     def _handle(self, request: Request, user: str) -> Response:
-        with self._state:
-            for rule in self._failures:
-                if rule.take(request):
-                    return _error(rule.status, "internal service error")
+        failure = self._faults.take(request.method, request.path)
+        if failure is not None:
+            return _error(failure.status, failure.message)
         header = self._header_fun(request)
 
         # service_available: the API version.
@@ -278,7 +285,7 @@ class FakeChefServer(FakeService):
         # is_authorized: the requestor and the signature.
         with self._state:
             self._advance()
-            client = self.clients.get(user)
+            client = self._clients.get(user)
         if client is None:
             return _error(401, "Failed to authenticate as '%s'. Ensure that your node_name "
                           "and client key are correct." % user)
@@ -328,14 +335,14 @@ class FakeChefServer(FakeService):
         with self._state:
             self._advance()
             if parts in (["nodes"], ["clients"]) and request.method == "GET":
-                store = self.nodes if parts[0] == "nodes" else self.clients
+                store = self._nodes if parts[0] == "nodes" else self._clients
                 return Response(200, {name: "%s/%s/%s" % (self.org_url, parts[0], name)
                                       for name in sorted(store)})
             if len(parts) == 2 and parts[0] == "nodes":
-                return self._object(request, self.nodes, parts[1],
+                return self._object(request, self._nodes, parts[1],
                                     "node '%s' not found" % parts[1])
             if len(parts) == 2 and parts[0] == "clients":
-                return self._object(request, self.clients, parts[1],
+                return self._object(request, self._clients, parts[1],
                                     "Cannot load client %s" % parts[1])
         return _error(404, "not found")
 
@@ -345,7 +352,7 @@ class FakeChefServer(FakeService):
             return Response(405, {"error": ["method not allowed"]}, {"Allow": "GET, DELETE"})
         if name not in store:
             return _error(404, not_found)
-        body = self._client_json(name) if store is self.clients else dict(store[name])
+        body = self._client_json(name) if store is self._clients else dict(store[name])
         if request.method == "DELETE":
             del store[name]
             self._boots.pop(name, None)
@@ -353,7 +360,7 @@ class FakeChefServer(FakeService):
 
     def _client_json(self, name: str) -> Dict[str, Any]:
         return {"name": name, "clientname": name, "orgname": self.org,
-                "validator": self.clients[name]["validator"],
+                "validator": self._clients[name]["validator"],
                 "json_class": "Chef::ApiClient", "chef_type": "client"}
 
     def _advance(self) -> None:
@@ -363,7 +370,7 @@ class FakeChefServer(FakeService):
                 self._boots.items()):
             if now < register_at:
                 continue
-            if name not in self.nodes:
+            if name not in self._nodes:
                 self.register_node(name, None, run_list, environment)
             if converge_at is not None and now >= converge_at:
                 # ohai_time is taken when the run starts, saved when it ends.

@@ -13,21 +13,23 @@ and it checks what the real services check:
   ``X-OpenStack-Nova-API-Version: 2.79``) within the fake's range (406 otherwise). Stricter
   than real Nova on one point: a request without any microversion header is refused with
   400, where Nova would quietly serve 2.1, so that a client that forgets it is caught.
-* Servers go BUILD → ACTIVE after ``boot_delay`` seconds (or ERROR with a ``fault`` when
-  ``boot_fault`` is set), and after DELETE they answer 404 once ``delete_delay`` has passed.
+* Servers go BUILD → ACTIVE after the boot delay (or ERROR with a fault, see
+  ``set_boot_fault``), and after DELETE they answer 404 once the delete delay has passed.
   Listing filters by ``name`` (a regular expression, as Nova does) and ``status``, pages with
   ``limit``/``marker`` and ignores other filters, as Nova does for a non-admin.
 * At microversion ≥ 2.36 the image and network proxy APIs answer 404 and at ≥ 2.37 a create
   must name its networks, as in Nova.
 
-Knobs for failures: ``boot_fault``, ``boot_delay``, ``delete_delay``, ``quota_instances`` and
-``quota_status`` (403 "Quota exceeded", or 413), ``create_answer_delay`` and
-``create_answer_status`` (the server is created but the answer is late or an error, as when a
-proxy times out), ``inject()`` (transient errors), ``expire_tokens()``.
+Knobs (methods, settable at any time): ``set_boot_delay``, ``set_delete_delay`` (for every
+server or one), ``set_boot_fault``, ``set_quota`` (403 "Quota exceeded", or 413),
+``set_create_answer`` (the server is created but the answer is late or an error, as when a
+proxy times out), ``set_page_limit``, ``inject()`` (transient errors; returns the
+``Failure``), ``heal()``, ``expire_tokens()``; ``add_server`` and ``delete_server`` act as
+another client of the same project would.
 
 The sandbox demo hooks in with ``on_create(server) -> address`` (start a stand-in for the VM,
-return where it listens) and ``on_delete(server)``; without a hook a server gets an address
-in 127.0.100.0/24.
+return where it listens) and ``on_delete(server)`` (constructor arguments or ``set_hooks``);
+without a hook a server gets an address in 127.0.100.0/24.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Dict, List, Optional, Tuple
 from urllib.parse import unquote
 
-from .http_fake import FakeService, Request, Response
+from .http_fake import Failure, FakeService, Request, Response
 
 INTERFACES = ("public", "internal", "admin")
 # How the catalog names its services: (type, name, path below <region>/<interface>/).
@@ -108,8 +110,8 @@ class FakeOpenStack(FakeService):
         self.min_version = _version(min_version)
         self.max_version = _version(max_version)
         self.token_ttl = token_ttl
-        self.on_create = on_create
-        self.on_delete = on_delete
+        self._on_create = on_create
+        self._on_delete = on_delete
         self._initial = (boot_delay, delete_delay, max_limit)
         self._state = threading.RLock()
         self.reset()
@@ -118,21 +120,21 @@ class FakeOpenStack(FakeService):
         """Back to the state just after construction: no servers, tokens, recorded requests or
         failure knobs; the default flavors, image and network (with new ids)."""
         with self._state:
-            self.boot_delay, self.delete_delay, self.max_limit = self._initial
-            # Failure knobs, settable at any time.
-            self.boot_fault: Optional[str] = None
-            self.quota_instances: Optional[int] = None
-            self.quota_status = 403
-            self.create_answer_delay = 0.0
-            self.create_answer_status: Optional[int] = None
+            self._boot_delay, self._delete_delay, self._max_limit = self._initial
+            # The knobs' state: see the set_* methods.
+            self._boot_fault: Optional[str] = None
+            self._quota_instances: Optional[int] = None
+            self._quota_status = 403
+            self._create_answer_delay = 0.0
+            self._create_answer_status: Optional[int] = None
             self.flavors: Dict[str, Dict[str, Any]] = {}
             self.images: Dict[str, Dict[str, Any]] = {}
             self.networks: Dict[str, Dict[str, Any]] = {}
-            self.servers: Dict[str, Dict[str, Any]] = {}
+            self._servers: Dict[str, Dict[str, Any]] = {}
             self.tokens: Dict[str, float] = {}
             # (region, interface, service) of every service call, to check endpoint choice.
             self.endpoint_hits: List[Tuple[str, str, str]] = []
-            self._injected: List[List[Any]] = []
+            self._faults.clear()
             self._serial = 0
             self._addresses = 0
             self.add_flavor("m1.small", flavor_id="2", vcpus=1, ram=2048, disk=20)
@@ -177,23 +179,122 @@ class FakeOpenStack(FakeService):
             self.tokens.clear()
 
     def inject(self, method: str, path_pattern: str, status: int, times: int = 1,
-               message: str = "injected failure") -> None:
+               message: str = "injected failure") -> Failure:
         """The next ``times`` service calls whose method and path (below the endpoint, e.g.
-        ``/servers/<id>``) match answer ``status``."""
+        ``/servers/<id>``) fully match ``path_pattern`` answer ``status``."""
+        pattern = re.compile(path_pattern)
+        return self._faults.add(Failure(times, status, method=method, path=path_pattern,
+                                        matches=lambda rest: bool(pattern.fullmatch(rest)),
+                                        message=message))
+
+    # -- knobs ---------------------------------------------------------------------------------
+
+    @property
+    def boot_delay(self) -> float:
+        return self._boot_delay
+
+    @property
+    def delete_delay(self) -> float:
+        return self._delete_delay
+
+    def set_boot_delay(self, seconds: float) -> None:
+        """Servers created from now on stay in BUILD for ``seconds``."""
         with self._state:
-            self._injected.append([method.upper(), re.compile(path_pattern), status, times,
-                                   message])
+            self._boot_delay = float(seconds)
+
+    def set_delete_delay(self, seconds: float, server_id: Optional[str] = None) -> None:
+        """How long a deleted server is still listed (task_state ``deleting``): for the server
+        ``server_id``, or for every server that has no delay of its own."""
+        with self._state:
+            if server_id is None:
+                self._delete_delay = float(seconds)
+            else:
+                self._servers[server_id]["delete_delay"] = float(seconds)
+
+    def set_boot_fault(self, fault: Optional[str]) -> None:
+        """Servers created from now on go to ERROR with this fault message; None: they boot."""
+        with self._state:
+            self._boot_fault = fault
+
+    def set_quota(self, instances: Optional[int], status: int = 403) -> None:
+        """At most ``instances`` servers (None: no limit); a create beyond answers ``status``
+        "Quota exceeded" (Nova says 403, older releases 413)."""
+        with self._state:
+            self._quota_instances, self._quota_status = instances, status
+
+    def set_create_answer(self, delay: float = 0.0, status: Optional[int] = None) -> None:
+        """Creates still make their server, but the answer comes ``delay`` seconds late, or
+        (``status``) is an HTTP error page, as when a proxy in front of Nova times out."""
+        with self._state:
+            self._create_answer_delay, self._create_answer_status = delay, status
+
+    def set_page_limit(self, limit: int) -> None:
+        """The most servers one listing page holds (Nova's ``max_limit``)."""
+        with self._state:
+            self._max_limit = limit
+
+    def set_hooks(self, on_create: Optional[Callable[[Dict[str, Any]], Optional[str]]] = None,
+                  on_delete: Optional[Callable[[Dict[str, Any]], None]] = None) -> None:
+        """Replace the create and delete hooks (see the module's docstring); None: no hook."""
+        with self._state:
+            self._on_create, self._on_delete = on_create, on_delete
+
+    # -- acting as another client --------------------------------------------------------------
+
+    def add_server(self, name: str, metadata: Optional[Dict[str, str]] = None) -> str:
+        """A server someone else made in the project (by hand, another tool): no user data,
+        the first flavor, image and network; booting as any other. Its id."""
+        with self._state:
+            self._serial += 1
+            server = self._new_server(name, next(iter(self.flavors)), next(iter(self.images)),
+                                      [next(iter(self.networks))], metadata or {}, "")
+            self._addresses += 1
+            server["address"] = "127.0.100.%d" % (self._addresses % 250 + 1)
+            self._servers[server["id"]] = server
+            return server["id"]
+
+    def set_metadata(self, server_id: str, key: str, value: str) -> None:
+        """Set one metadata item of a server, as ``openstack server set --property`` would;
+        nothing when the server is gone."""
+        with self._state:
+            server = self._servers.get(server_id)
+            if server is not None:
+                server["metadata"][key] = value
+
+    def set_server_fault(self, server_id: str, fault: str) -> None:
+        """The server goes to ERROR with ``fault`` when its BUILD ends (a failed spawn);
+        nothing when the server is gone."""
+        with self._state:
+            server = self._servers.get(server_id)
+            if server is not None:
+                server["fault"] = fault
+
+    def delete_server(self, server_id: str) -> None:
+        """Delete a server as another client would (listed as deleting for its delay)."""
+        with self._state:
+            server = self._servers[server_id]
+            if server["deleted_at"] is None:
+                server["deleted_at"] = time.monotonic()
 
     # -- what tests look at --------------------------------------------------------------------
 
     def live_servers(self) -> List[Dict[str, Any]]:
+        """Every server still listed, as copies; ``status`` (BUILD, ACTIVE, ERROR) and
+        ``deleting`` say where each one is."""
         with self._state:
             self._collect()
-            return [dict(s) for s in self.servers.values()]
+            return [self._view(s) for s in self._servers.values()]
+
+    def server(self, server_id: str) -> Optional[Dict[str, Any]]:
+        """One listed server as ``live_servers`` shows it; None when there is none."""
+        with self._state:
+            self._collect()
+            found = self._servers.get(server_id)
+            return None if found is None else self._view(found)
 
     def user_data(self, server_id: str) -> str:
         with self._state:
-            return self.servers[server_id]["user_data"]
+            return self._servers[server_id]["user_data"]
 
     def service_requests(self, service: str = "compute") -> List[Request]:
         found = []
@@ -251,12 +352,16 @@ class FakeOpenStack(FakeService):
         return Response(response.status, response.body, headers)
 
     def _take_injected(self, method: str, rest: str) -> Optional[Response]:
-        with self._state:
-            for item in self._injected:
-                if item[3] > 0 and item[0] == method and item[1].fullmatch(rest):
-                    item[3] -= 1
-                    return nova_error(item[2], item[4])
-        return None
+        failure = self._faults.take(method, rest)
+        return None if failure is None else nova_error(failure.status, failure.message)
+
+    def _view(self, server: Dict[str, Any]) -> Dict[str, Any]:
+        view = dict(server)
+        view["status"] = self._status(server)[0]
+        view["deleting"] = server["deleted_at"] is not None
+        if view["delete_delay"] is None:
+            view["delete_delay"] = self._delete_delay
+        return view
 
     # -- Keystone ------------------------------------------------------------------------------
 
@@ -395,7 +500,7 @@ class FakeOpenStack(FakeService):
         server_id = parts[1]
         with self._state:
             self._collect()
-            server = self.servers.get(server_id)
+            server = self._servers.get(server_id)
             if server is None:
                 return nova_error(404, "Instance %s could not be found." % server_id)
             if len(parts) == 2 and method == "GET":
@@ -465,51 +570,61 @@ class FakeOpenStack(FakeService):
             return nova_error(400, "User data needs to be valid base 64.")
         with self._state:
             self._collect()
-            used = len(self.servers)
-            if self.quota_instances is not None and used + 1 > self.quota_instances:
+            used = len(self._servers)
+            if self._quota_instances is not None and used + 1 > self._quota_instances:
                 message = ("Quota exceeded for instances: Requested 1, but already used %d of "
-                           "%d instances" % (used, self.quota_instances))
-                return nova_error(self.quota_status, message)
+                           "%d instances" % (used, self._quota_instances))
+                return nova_error(self._quota_status, message)
             self._serial += 1
-            server = {
-                "id": str(uuid.uuid4()), "name": name, "flavor_id": body["flavorRef"],
-                "image_id": body["imageRef"], "network_ids": [n["uuid"] for n in networks],
-                "metadata": dict(metadata), "user_data": decoded, "serial": self._serial,
-                "created": _iso(), "started": time.monotonic(), "boot_delay": self.boot_delay,
-                "fault": self.boot_fault, "deleted_at": None,
-                "delete_delay": self.delete_delay, "address": "",
-                "mac": "fa:16:3e:%02x:%02x:%02x" % (self._serial >> 16 & 255,
-                                                    self._serial >> 8 & 255, self._serial & 255),
-                "port_id": str(uuid.uuid4()), "admin_pass": uuid.uuid4().hex[:12],
-            }
-            self.servers[server["id"]] = server
-        address = self.on_create(dict(server)) if self.on_create else None
+            server = self._new_server(name, body["flavorRef"], body["imageRef"],
+                                      [n["uuid"] for n in networks], metadata, decoded)
+            self._servers[server["id"]] = server
+            on_create = self._on_create
+            answer_delay, answer_status = self._create_answer_delay, self._create_answer_status
+        address = on_create(dict(server)) if on_create else None
         with self._state:
             if not address:
                 self._addresses += 1
                 address = "127.0.100.%d" % (self._addresses % 250 + 1)
             server["address"] = address
-        if self.create_answer_delay:
-            time.sleep(self.create_answer_delay)
-        if self.create_answer_status:
-            return Response(self.create_answer_status,
+        if answer_delay:
+            time.sleep(answer_delay)
+        if answer_status:
+            return Response(answer_status,
                             "<html><body><h1>%d Gateway Timeout</h1></body></html>"
-                            % self.create_answer_status, {"Content-Type": "text/html"})
+                            % answer_status, {"Content-Type": "text/html"})
         links = [{"rel": "self", "href": "%s/servers/%s" % (self.endpoint(), server["id"])}]
         return Response(202, {"server": {
             "id": server["id"], "links": links, "OS-DCF:diskConfig": "MANUAL",
             "security_groups": [{"name": "default"}], "adminPass": server["admin_pass"]}},
             {"Location": links[0]["href"]})
 
+    def _new_server(self, name: str, flavor_id: str, image_id: str, network_ids: List[str],
+                    metadata: Dict[str, str], user_data: str) -> Dict[str, Any]:
+        """A server record, booting from now (call with the lock held, serial counted)."""
+        return {
+            "id": str(uuid.uuid4()), "name": name, "flavor_id": flavor_id,
+            "image_id": image_id, "network_ids": list(network_ids),
+            "metadata": dict(metadata), "user_data": user_data, "serial": self._serial,
+            "created": _iso(), "started": time.monotonic(), "boot_delay": self._boot_delay,
+            "fault": self._boot_fault, "deleted_at": None,
+            # None: the fake's delay at the time (set_delete_delay without a server).
+            "delete_delay": None, "address": "",
+            "mac": "fa:16:3e:%02x:%02x:%02x" % (self._serial >> 16 & 255,
+                                                self._serial >> 8 & 255, self._serial & 255),
+            "port_id": str(uuid.uuid4()), "admin_pass": uuid.uuid4().hex[:12],
+        }
+
     def _collect(self) -> None:
         """Forget the servers whose deletion has finished (call with the lock held)."""
         now = time.monotonic()
-        for server_id, server in list(self.servers.items()):
+        for server_id, server in list(self._servers.items()):
+            delay = server["delete_delay"]
             if server["deleted_at"] is not None and now >= server["deleted_at"] \
-                    + server["delete_delay"]:
-                del self.servers[server_id]
-                if self.on_delete:
-                    self.on_delete(dict(server))
+                    + (self._delete_delay if delay is None else delay):
+                del self._servers[server_id]
+                if self._on_delete:
+                    self._on_delete(dict(server))
 
     def _status(self, server: Dict[str, Any]) -> Tuple[str, str, str]:
         """(status, vm_state, task_state) now."""
@@ -583,7 +698,7 @@ class FakeOpenStack(FakeService):
         query = {key: values[-1] for key, values in request.query.items()}
         with self._state:
             self._collect()
-            servers = sorted(self.servers.values(), key=lambda s: -s["serial"])
+            servers = sorted(self._servers.values(), key=lambda s: -s["serial"])
             if "name" in query:
                 try:
                     pattern = re.compile(query["name"])
@@ -597,10 +712,10 @@ class FakeOpenStack(FakeService):
                 if query["marker"] not in ids:
                     return nova_error(400, "marker [%s] not found" % query["marker"])
                 servers = servers[ids.index(query["marker"]) + 1:]
-            limit = self.max_limit
+            limit = self._max_limit
             if "limit" in query:
                 try:
-                    limit = min(int(query["limit"]), self.max_limit)
+                    limit = min(int(query["limit"]), self._max_limit)
                 except ValueError:
                     return nova_error(400, "limit must be an integer")
             page = servers[:limit]

@@ -16,7 +16,8 @@ What it checks, as Slack does:
 A posted message answers ``{"ok": true, "channel": "<ID>", "ts": "<ts>", "message": {...}}``
 and is kept in ``messages``. Knobs for failure injection: ``rate_limit(calls, retry_after)``
 answers HTTP 429 with ``Retry-After`` (and ``{"ok": false, "error": "ratelimited"}``) for the
-next calls; ``fail(calls, status)`` answers an HTTP error page; ``delay`` holds every answer.
+next calls; ``fail(calls, status)`` answers an HTTP error page (each returns its ``Failure``
+and replaces the one before; ``heal()`` ends both); ``set_delay`` holds every answer.
 
     with FakeSlack(token="xoxb-test", channels={"autoscale": "C0AUTOSCALE"}) as slack:
         settings = SlackSettings(token="xoxb-test", base_url=slack.api_url)
@@ -34,7 +35,7 @@ import time
 from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional
 from urllib.parse import parse_qs
 
-from .http_fake import FakeService, Request, Response
+from .http_fake import Failure, Failures, FakeService, Request, Response
 
 TEXT_MAX = 40000
 
@@ -86,11 +87,9 @@ class FakeSlack(FakeService):
         self.messages: List[Posted] = []
         # Every API call as it arrived: (method, time.monotonic(), HTTP status answered).
         self.calls: List[tuple] = []
-        self.delay = 0.0
-        self._rate_limited = 0
-        self._retry_after = "1"
-        self._failures = 0
-        self._failure_status = 500
+        self._delay = 0.0
+        # Rate limits come before errors, as Slack's edge answers before the API does.
+        self._limits = Failures()
         self._counter = 0
         self._state = threading.Lock()
 
@@ -101,27 +100,40 @@ class FakeSlack(FakeService):
         """What slack_sdk's ``base_url`` should be."""
         return self.url + "/api/"
 
-    def rate_limit(self, calls: int = 1, retry_after: Any = 1) -> None:
-        """Answer the next ``calls`` API calls with HTTP 429 and ``Retry-After``."""
-        with self._state:
-            self._rate_limited = calls
-            self._retry_after = str(retry_after)
+    def rate_limit(self, calls: int = 1, retry_after: Any = 1) -> Failure:
+        """Answer the next ``calls`` API calls with HTTP 429 and ``Retry-After`` (instead of
+        the rate limit set before)."""
+        self._limits.clear()
+        return self._limits.add(Failure(calls, 429, message="ratelimited",
+                                        headers={"Retry-After": str(retry_after)}))
 
-    def fail(self, calls: int = 1, status: int = 500) -> None:
-        """Answer the next ``calls`` API calls with an HTTP error page."""
+    def fail(self, calls: int = 1, status: int = 500) -> Failure:
+        """Answer the next ``calls`` API calls with an HTTP error page (instead of the
+        failure set before; ``fail(0)`` ends it)."""
+        self._faults.clear()
+        return self._faults.add(Failure(calls, status, message="%d Server Error" % status))
+
+    @property
+    def delay(self) -> float:
+        return self._delay
+
+    def set_delay(self, seconds: float) -> None:
+        """Hold every answer ``seconds`` (after the call is handled: a client that gives up
+        meanwhile has still posted)."""
         with self._state:
-            self._failures = calls
-            self._failure_status = status
+            self._delay = float(seconds)
+
+    def _fault_lists(self) -> List[Failures]:
+        return [self._limits, self._faults]
 
     def reset(self) -> None:
         """Forget what was said and every injected failure (one fake for many tests)."""
         with self._state:
             self.messages.clear()
             self.calls.clear()
-            self.requests.clear()
-            self.delay = 0.0
-            self._rate_limited = 0
-            self._failures = 0
+            self._delay = 0.0
+        self.clear_requests()
+        self.heal()
 
     def add_channel(self, name: str, channel_id: str, member: bool = True) -> None:
         self.channels[name.lstrip("#")] = channel_id
@@ -196,16 +208,14 @@ class FakeSlack(FakeService):
             return _error("invalid_auth")
         return None
 
-    def _injected(self) -> Optional[Response]:
-        with self._state:
-            if self._rate_limited > 0:
-                self._rate_limited -= 1
-                return _error("ratelimited", 429, {"Retry-After": self._retry_after})
-            if self._failures > 0:
-                self._failures -= 1
-                return Response(self._failure_status,
-                                "<html><body>%d Server Error</body></html>"
-                                % self._failure_status, {"Content-Type": "text/html"})
+    def _injected(self, request: Request) -> Optional[Response]:
+        limited = self._limits.take(request.method, request.path)
+        if limited is not None:
+            return _error(limited.message, limited.status, limited.headers)
+        failure = self._faults.take(request.method, request.path)
+        if failure is not None:
+            return Response(failure.status, "<html><body>%s</body></html>" % failure.message,
+                            {"Content-Type": "text/html"})
         return None
 
     def handle(self, request: Request) -> Response:
@@ -213,8 +223,10 @@ class FakeSlack(FakeService):
         with self._state:
             self.calls.append((request.path.rsplit("/", 1)[-1], time.monotonic(),
                                response.status))
-        if self.delay:
-            time.sleep(self.delay)
+        with self._state:
+            delay = self._delay
+        if delay:
+            time.sleep(delay)
         return response
 
     def _answer(self, request: Request) -> Response:
@@ -222,7 +234,7 @@ class FakeSlack(FakeService):
         if not request.path.startswith("/api/") or method not in ("chat.postMessage",
                                                                   "auth.test"):
             return _error("unknown_method", 404)
-        injected = self._injected()
+        injected = self._injected(request)
         if injected is not None:
             return injected
         args = self._arguments(request)

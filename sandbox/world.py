@@ -69,6 +69,7 @@ from .fake_chef import FakeChefServer
 from .fake_openstack import FakeOpenStack
 from .fake_slack import FakeSlack
 from .haproxy import HAProxy
+from .http_fake import Failure
 from .net import LOOPBACK, free_port
 from .webnode import WebNode
 
@@ -267,7 +268,8 @@ class World:
 
         self._lock = threading.RLock()
         self._failing: Dict[str, Optional[int]] = {}  # what -> None (until healed) or count
-        self._injected: List[Any] = []  # the fakes' rules this World added, to cancel on heal
+        # The failures this World injected into the fakes, by name, to count and cancel.
+        self._injected: Dict[str, List[Failure]] = {}
         self._socket_aside: Optional[str] = None
         # The zone's records at start, and those seed_dns added for someone else: neither
         # is the pack's.
@@ -332,7 +334,7 @@ class World:
             if part is not None:
                 self._guard(errors, part.stop)
         if self.openstack is not None:
-            self.openstack.on_create = self.openstack.on_delete = None
+            self.openstack.set_hooks(None, None)
         if self._spawner is not None:
             self._spawner.shutdown(wait=True)
             self._spawner = None
@@ -414,7 +416,10 @@ class World:
         assert self.started and self.bind and self.haproxy and self.openstack and self.chef \
             and self.slack, "start the World first"
         config: Dict[str, Any] = {
+            # Each backend section names its type (today's, the default), as the schema lets
+            # it: every key set on purpose.
             "openstack": {
+                "type": "nova",
                 "auth_url": self.openstack.auth_url,
                 "auth_type": "v3applicationcredential",
                 # The fake also takes these (auth_type "password").
@@ -432,6 +437,7 @@ class World:
                 "boot_timeout": self.boot_timeout,
             },
             "chef": {
+                "type": "chef",
                 "server_url": self.chef.org_url,
                 "client_name": CLIENT_NAME,
                 "client_key": _pem(self.client_key),
@@ -440,9 +446,10 @@ class World:
                 "converge_timeout": self.converge_timeout,
                 "verify_tls": True,
             },
-            "dns": self.bind.config(service_address=LOOPBACK, timeout=self.dns_timeout,
-                                    owner_id="autoscale"),
+            "dns": dict(self.bind.config(service_address=LOOPBACK, timeout=self.dns_timeout,
+                                         owner_id="autoscale"), type="rfc2136"),
             "haproxy": {
+                "type": "haproxy",
                 "runtime_api": self.haproxy.socket_path,
                 "backend": self.backends[0],
                 "server_port": self.server_port,
@@ -451,6 +458,7 @@ class World:
                 "timeout": 2,
             },
             "slack": {
+                "type": "slack",
                 "token": self.slack_token,
                 "default_channel": "#" + self.channel,
                 "base_url": self.slack.api_url,
@@ -557,15 +565,11 @@ class World:
 
     def _set_metadata(self, server_id: str, key: str, value: str) -> None:
         assert self.openstack is not None
-        server = self.openstack.servers.get(server_id)
-        if server is not None:
-            server.setdefault("metadata", {})[key] = value
+        self.openstack.set_metadata(server_id, key, value)
 
     def _server_fault(self, server_id: str, message: str) -> None:
         assert self.openstack is not None
-        server = self.openstack.servers.get(server_id)
-        if server is not None:
-            server["fault"] = message  # read when BUILD ends: the server goes to ERROR
+        self.openstack.set_server_fault(server_id, message)
 
     def _cloud_init_chef(self, user_data: str, vm: VM) -> Optional[Dict[str, Any]]:
         """What cloud-init's chef module would register: None without a ``chef:`` section,
@@ -593,7 +597,7 @@ class World:
             return "server_url %r is not this Chef server (%s)" % (chef.get("server_url"),
                                                                    self.chef.org_url)
         name = chef.get("validation_name") or "chef-validator"
-        client = self.chef.clients.get(name)
+        client = self.chef.client(name)
         if client is None or not client.get("validator"):
             return "validation_name %r is not a validator of the server" % name
         try:
@@ -632,18 +636,18 @@ class World:
             raise ValueError("%s cannot fail %r times" % (what, times))
         assert self.started and self.openstack and self.chef and self.slack and self.bind
         count = _FOREVER if times is None else times
+        injected: Optional[Failure] = None
         if what == "nova.create":
-            self._inject_nova("POST", r"/servers", 403, count,
-                              "Quota exceeded for instances: Requested 1, but already used "
-                              "10 of 10 instances")
+            injected = self.openstack.inject(
+                "POST", r"/servers", 403, times=count,
+                message="Quota exceeded for instances: Requested 1, but already used 10 of 10 "
+                        "instances")
         elif what == "nova.delete":
-            self._inject_nova("DELETE", r"/servers/[^/]+", 403, count,
-                              "Policy doesn't allow os_compute_api:servers:delete to be "
-                              "performed.")
+            injected = self.openstack.inject(
+                "DELETE", r"/servers/[^/]+", 403, times=count,
+                message="Policy doesn't allow os_compute_api:servers:delete to be performed.")
         elif what == "chef.delete":
-            self.chef.fail_next(count, status=403, method="DELETE")
-            with self.chef._state:  # no public handle on the rule: keep it to cancel on heal
-                self._injected.append(("chef", self.chef._failures[-1]))
+            injected = self.chef.fail_next(count, status=403, method="DELETE")
         elif what == "dns":
             self.bind.unpause()
             self.bind.down()
@@ -654,16 +658,11 @@ class World:
         elif what == "haproxy":
             self._socket_away()
         elif what == "slack":
-            self.slack.fail(count, status=500)
+            injected = self.slack.fail(count, status=500)
         with self._lock:
             self._failing[what] = times
-
-    def _inject_nova(self, method: str, pattern: str, status: int, count: int,
-                     message: str) -> None:
-        assert self.openstack is not None
-        self.openstack.inject(method, pattern, status, times=count, message=message)
-        with self.openstack._state:  # no public handle on the rule: keep it to cancel on heal
-            self._injected.append(("nova", self.openstack._injected[-1]))
+            if injected is not None:
+                self._injected.setdefault(what, []).append(injected)
 
     def heal(self, what: Optional[str] = None) -> None:
         """Undo ``fail(what)``; every failure when ``what`` is None. Servers that already
@@ -674,34 +673,16 @@ class World:
         for name in names:
             with self._lock:
                 self._failing.pop(name, None)
-            if name in ("nova.create", "nova.delete"):
-                self._cancel("nova", "POST" if name == "nova.create" else "DELETE")
-            elif name == "chef.delete":
-                self._cancel("chef", "DELETE")
-            elif name == "dns" and self.bind is not None and self.bind.directory:
+                injected = self._injected.pop(name, [])
+            for failure in injected:  # only this World's: a test's own stay
+                failure.cancel()
+            if name == "dns" and self.bind is not None and self.bind.directory:
                 if not self.bind.running:
                     self._spawn(self.bind.up)
             elif name == "dns.hang" and self.bind is not None:
                 self.bind.unpause()
             elif name == "haproxy":
                 self._socket_back()
-            elif name == "slack" and self.slack is not None:
-                self.slack.fail(0)
-
-    def _cancel(self, kind: str, method: str) -> None:
-        kept = []
-        for owner, rule in self._injected:
-            if owner == kind == "nova" and rule[0] == method:
-                assert self.openstack is not None
-                with self.openstack._state:
-                    rule[3] = 0
-            elif owner == kind == "chef" and rule.method == method:
-                assert self.chef is not None
-                with self.chef._state:
-                    rule.count = 0
-            else:
-                kept.append((owner, rule))
-        self._injected = kept
 
     @contextlib.contextmanager
     def failure(self, what: str, times: Optional[int] = None) -> Iterator[World]:
@@ -717,24 +698,15 @@ class World:
         """What fails now: name -> None (until healed) or how many failures are left."""
         with self._lock:
             found = dict(self._failing)
-        for what, kind, method in (("nova.create", "nova", "POST"),
-                                   ("nova.delete", "nova", "DELETE"),
-                                   ("chef.delete", "chef", "DELETE")):
-            if what in found:
-                left = sum(rule[3] if kind == "nova" else rule.count
-                           for owner, rule in self._injected
-                           if owner == kind and (rule[0] if kind == "nova" else rule.method)
-                           == method)
-                if left <= 0:
-                    del found[what]
-                elif found[what] is not None:
-                    found[what] = left
-        if "slack" in found and self.slack is not None:
-            left = self.slack._failures  # FakeSlack has no public reading of it
+            injected = {what: list(failures) for what, failures in self._injected.items()}
+        for what, failures in injected.items():
+            if what not in found:
+                continue
+            left = sum(failure.left for failure in failures)
             if left <= 0:
-                del found["slack"]
-            elif found["slack"] is not None:
-                found["slack"] = left
+                del found[what]
+            elif found[what] is not None:
+                found[what] = left
         return found
 
     def _socket_away(self) -> None:
@@ -834,24 +806,17 @@ class World:
         injected; with those it raises WorldError."""
         assert self.started and self.openstack and self.chef and self.slack, "not started"
         servers = []
-        now = time.monotonic()
         for server in sorted(self.openstack.live_servers(), key=lambda s: (s["name"], s["id"])):
-            if now < server["started"] + server["boot_delay"]:
-                status = "BUILD"
-            else:
-                status = "ERROR" if server["fault"] else "ACTIVE"
             servers.append({
                 "name": server["name"], "id": server["id"],
                 "group": server["metadata"].get("autoscale_group", ""),
                 "node": server["metadata"].get("autoscale_node", ""),
-                "status": status, "deleting": server["deleted_at"] is not None,
+                "status": server["status"], "deleting": server["deleting"],
                 "address": server["address"],
             })
         own = {CLIENT_NAME, self.validator_name}
-        self.chef.node("-")  # lets the Chef runs that are due happen before reading
-        with self.chef._state:
-            nodes = sorted(self.chef.nodes)
-            clients = sorted(name for name in self.chef.clients if name not in own)
+        nodes = self.chef.node_names()
+        clients = [name for name in self.chef.client_names() if name not in own]
         with self._lock:
             webs = sorted(vm.name for vm in self.vms.values()
                           if vm.web is not None and vm.web.process is not None
@@ -875,7 +840,6 @@ class World:
         HAProxy server, no Slack message."""
         assert self.started and self.openstack and self.chef and self.slack
         self.heal()
-        self._injected = []
         self.errors.clear()
         with self._lock:
             vms, self.vms = list(self.vms.values()), {}

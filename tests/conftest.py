@@ -1,40 +1,34 @@
-"""Shared fixtures. The repo root is on sys.path (pyproject's pythonpath) for ``st2harness``;
-tests import the library itself from ``lib/``."""
+"""Shared fixtures and the test kinds.
+
+The tests live in one folder per kind, and each test carries its folder's marker:
+
+* ``unit/``: pure and fast — domain, store over the harness datastore, config parsing,
+  present, sources' parsing, policy properties (``make test-fast`` runs these);
+* ``backends/``: one backend against a real BIND9 or HAProxy, or a protocol-level fake of
+  Nova, Chef or Slack over HTTP;
+* ``pack/``: the pack's files as StackStorm 3.9 reads them (packcheck) and the harness that
+  mirrors st2 (rules, aliases, workflow runner, process model, config loader);
+* ``e2e/``: the sandbox World, workflows, sensors, reliability, the demo and the benchmarks.
+
+Helpers shared between test modules live in ``tests/support`` (``from support.paths import
+ROOT``); test modules never import one another. The repo root, ``lib/`` and ``tests/`` are on
+sys.path through pyproject's ``pythonpath``.
+"""
 
 import os
-import shutil
-import sys
-import textwrap
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "lib"))
+from support.paths import ROOT
+
+KINDS = ("unit", "backends", "pack", "e2e")
+TESTS = os.path.join(ROOT, "tests")
 
 
-def write(path, text):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text).lstrip())
-    return path
-
-
-@pytest.fixture
-def mini_pack(tmp_path):
-    """A scratch pack laid out like the real one, holding a copy of the library, for testing
-    import paths with files the real pack must not contain."""
-
-    def build(with_sensor_link=True, with_action_link=True):
-        pack = tmp_path / "pack"
-        (pack / "actions" / "lib").mkdir(parents=True)
-        (pack / "sensors").mkdir()
-        (pack / "pack.yaml").write_text("ref: autoscale\nname: autoscale\n")
-        shutil.copytree(os.path.join(ROOT, "lib", "autoscale_core"),
-                        pack / "lib" / "autoscale_core",
-                        ignore=shutil.ignore_patterns("__pycache__"))
-        if with_action_link:
-            os.symlink("../../lib/autoscale_core", pack / "actions" / "lib" / "autoscale_core")
-        if with_sensor_link:
-            os.symlink("../lib/autoscale_core", pack / "sensors" / "autoscale_core")
-        return pack
-
-    return build
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        kind = os.path.relpath(str(item.path), TESTS).split(os.sep)[0]
+        if kind not in KINDS:
+            raise pytest.UsageError("%s: a test belongs in one of tests/%s"
+                                    % (item.nodeid, ", tests/".join(KINDS)))
+        item.add_marker(kind)
