@@ -478,6 +478,8 @@ class World:
                 "port": self.webhook_port,
                 "path": "/st2/nrhook",
                 "source": "newrelic",
+                # The sandbox's Alertmanager (sandbox/monitoring.py) posts here.
+                "paths": {"/st2/amhook": "alertmanager"},
                 "auth_type": "bearer",
                 "token": self.webhook_token,
                 # For auth_type basic and header.
@@ -489,6 +491,11 @@ class World:
                 "dedup_window": 600,
                 "request_timeout": 10,
                 "idle_timeout": 5,
+            },
+            "alertmanager": {
+                "severity_label": "severity",
+                "severities": {},
+                "max_alerts": 100,
             },
             "governor": {
                 # The tests and the sandbox tick the governor themselves (poll()).

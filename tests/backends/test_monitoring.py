@@ -5,7 +5,7 @@ then the resolution once the nodes are well. The rules themselves are also check
 ``promtool test rules`` on made-up series (Prometheus's own rule engine, no clock).
 
 ``CAPTURE_ALERTMANAGER_FIXTURES=1`` writes the bodies captured by the end-to-end test to
-tests/fixtures/alertmanager/ (firing.json, resolved.json: exactly as Alertmanager sent them)."""
+tests/fixtures/alertmanager/ (live_firing.json, live_resolved.json: exactly as Alertmanager sent them)."""
 
 import base64
 import json
@@ -207,11 +207,11 @@ def test_sick_nodes_under_traffic_fire_the_alert_and_resolve_it_once_well(stack)
 
     if os.environ.get("CAPTURE_ALERTMANAGER_FIXTURES"):
         os.makedirs(FIXTURES, exist_ok=True)
-        for name, sent in (("firing.json", request), ("resolved.json", resolved_request)):
+        for name, sent in (("live_firing.json", request), ("live_resolved.json", resolved_request)):
             with open(os.path.join(FIXTURES, name), "wb") as handle:
                 handle.write(sent.body)
     # The fixtures other tests parse have the shape of what a real Alertmanager sends.
-    for name, live in (("firing.json", body), ("resolved.json", resolved_body)):
+    for name, live in (("live_firing.json", body), ("live_resolved.json", resolved_body)):
         with open(os.path.join(FIXTURES, name), "rb") as handle:
             saved = json.loads(handle.read().decode("utf-8"))
         assert shape(saved) == shape(live), name

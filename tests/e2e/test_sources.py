@@ -164,7 +164,8 @@ def test_the_default_source_is_new_relic(serve):
 
 
 @pytest.mark.parametrize("name, message", [
-    ("nagios", "config key webhook.source: no alert source 'nagios' (known: newrelic)"),
+    ("nagios", "config key webhook.source: no alert source 'nagios' (known: alertmanager, "
+               "newrelic)"),
     ("New Relic", "config key webhook.source: 'New Relic' is not a source name"),
     ("receiver", "no alert source 'receiver'"),  # a module of sources/, not a source
 ])
@@ -175,17 +176,19 @@ def test_an_unknown_source_is_refused_by_key(name, message):
 
 
 def test_the_registry():
-    assert sources.known() == ["newrelic"] and sources.load("newrelic").TITLE == "New Relic"
+    assert sources.known() == ["alertmanager", "newrelic"]
+    assert sources.load("newrelic").TITLE == "New Relic"
     with pytest.raises(TypeError):
         sources.register("broken", object())
     with pytest.raises(sources.UnknownSource):
         sources.register("Bad-Name", Pager)
     sources.register("pager", Pager)
     try:
-        assert sources.known() == ["newrelic", "pager"] and sources.load("pager") is Pager
+        assert sources.known() == ["alertmanager", "newrelic", "pager"]
+        assert sources.load("pager") is Pager
     finally:
         sources.unregister("pager")
-    with pytest.raises(sources.UnknownSource, match="known: newrelic"):
+    with pytest.raises(sources.UnknownSource, match="known: alertmanager, newrelic"):
         sources.load("pager")
 
 

@@ -148,6 +148,10 @@ README_COMMANDS = [
      {"name": "web", "domain": "example.com", "min": "2", "max": "10"}),
     ("!asg delete name=web force=true", "asg_delete", {"name": "web", "force": "true"}),
     ("!asg expand web by 3", "asg_expand", {"asg": "web", "count": "3"}),
+    ('!asg create name=checkout domain=example.com match_labels={"service": "checkout", '
+     '"env": "prod"}', "asg_create",
+     {"name": "checkout", "domain": "example.com",
+      "match_labels": '{"service": "checkout", "env": "prod"}'}),
 ]
 
 

@@ -53,6 +53,10 @@ def run_command(command):
     ("!asg delete name=web force=true", "autoscale.asg_delete", {"name": "web", "force": True}),
     ("asg node add asg=web cause=\"load test\"", "autoscale.asg_add_node",
      {"asg": "web", "cause": "load test"}),
+    ('!asg create name=checkout domain=example.com match_labels={"service": "checkout", '
+     '"env": ["prod", "dr"]}', "autoscale.asg_create",
+     {"name": "checkout", "domain": "example.com",
+      "match_labels": {"service": "checkout", "env": ["prod", "dr"]}}),
 ])
 def test_commands_reach_their_action_with_their_parameters(command, action, params):
     _, ref, cast = run_command(command)

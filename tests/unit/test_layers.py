@@ -27,7 +27,8 @@ ALLOWED = {
                  "sources"},
 }
 DATASTORE_CALLS = {"get_value", "set_value", "list_values", "delete_value"}
-VENDOR = re.compile(r"haproxy|nova|chef|slack|new_?relic|newrelic|new relic", re.I)
+VENDOR = re.compile(
+    r"haproxy|nova|chef|slack|new_?relic|newrelic|new relic|alertmanager|prometheus", re.I)
 # A group's provisioner settings keep the names operators type and stored groups carry.
 VENDOR_NAMED_FIELDS = {"chef_run_list", "chef_environment"}
 

@@ -18,6 +18,10 @@ each matcher kind of a group (``Group.alert_matchers``: entities, applications, 
 policies, conditions) is compared with: the source fills it, as its own vocabulary dictates
 (a kind it leaves out never matches). ``group``, when the payload itself names a group, is
 that name, unchecked (the st2-webhook path routes by it; the sensor routes by ``?asg=``).
+``occurrence`` tells apart the times one issue comes back under the same id (a source that
+keys issues by what is wrong rather than by incident: Alertmanager's fingerprint, with the
+time it started firing as the occurrence); it is part of the dedup key only, so that a problem
+that ends and starts again is seen again while retries of one notification are not.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ class Alert:
     url: str = ""
     family: str = ""
     group: str = ""
+    occurrence: str = ""
     matcher_values: Dict[str, List[str]] = field(default_factory=dict)
 
     def as_dict(self) -> Dict[str, Any]:

@@ -14,6 +14,7 @@ A field that is absent takes its default (records written before the field exist
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar, Dict, List, Optional, Tuple
 
@@ -31,25 +32,78 @@ from .records import (
     stored,
 )
 
-__all__ = ["SCHEMA_VERSION", "MATCHER_KINDS", "Group", "NodeState", "TransitionError", "Node",
-           "AlertLevel", "AlertState", "ScalingState", "Event", "GroupState"]
+__all__ = ["SCHEMA_VERSION", "MATCHER_KINDS", "LABEL_KIND", "Group", "NodeState",
+           "TransitionError", "Node", "AlertLevel", "AlertState", "ScalingState", "Event",
+           "GroupState"]
 
 MATCHER_KINDS = ("entities", "applications", "servers", "policies", "conditions")
+# A label matcher's kind: this prefix and the label's name ("label:service"). Its values are
+# compared exactly (case included), not as patterns: see sources/routing.py.
+LABEL_KIND = "label:"
+_LABEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
+# Values of one label a group may name (any of them matches).
+LABEL_VALUES_MAX = 20
+
+
+def is_label_kind(kind: str) -> bool:
+    return kind.startswith(LABEL_KIND)
+
+
+def label_matchers(value: Any, what: str = "match_labels") -> Dict[str, List[str]]:
+    """An operator's label matchers, ``{label: value or [values]}`` (``{"service":
+    "checkout", "env": "prod"}``), as alert matcher kinds (``{"label:service": ["checkout"],
+    "label:env": ["prod"]}``). A value is taken as it is: no pattern, no splitting, no
+    trimming, case kept (Alertmanager's own ``=`` matcher)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValidationError("%s must be a mapping of label names to values, not %s"
+                              % (what, f.kind_of(value)))
+    found = {}
+    for name, values in value.items():
+        if not isinstance(name, str) or not _LABEL_NAME.fullmatch(name):
+            raise ValidationError("%s: %r is not a label name (letters, digits and _, not "
+                                  "starting with a digit)" % (what, name))
+        found[LABEL_KIND + name] = _label_values(values, "%s.%s" % (what, name))
+    return found
+
+
+def _label_values(value: Any, what: str) -> List[str]:
+    values = value if isinstance(value, list) else [value]
+    if not values or len(values) > LABEL_VALUES_MAX:
+        raise ValidationError("%s must be a value or a list of 1 to %d values"
+                              % (what, LABEL_VALUES_MAX))
+    for item in values:
+        if not isinstance(item, str) or not item:
+            raise ValidationError("%s must be a non-empty string (or a list of them), not %r"
+                                  % (what, item))
+        if any(ch in item for ch in "\r\n\x00"):
+            raise ValidationError("%s must be a single line" % what)
+    return list(values)
 
 
 def matchers(value: Any) -> Dict[str, List[str]]:
-    """An operator's alert matchers: {kind: [patterns]} of the known kinds (see routing)."""
+    """An operator's alert matchers: {kind: [patterns]} of the known kinds, or label kinds
+    (``label:<name>``: exact values; see routing)."""
     if value is None:
         return {}
     if not isinstance(value, dict):
         raise ValidationError("alert_matchers must be a mapping of %s" % ", ".join(MATCHER_KINDS))
-    unknown = sorted(set(value) - set(MATCHER_KINDS))
+    unknown = sorted(kind for kind in value
+                     if kind not in MATCHER_KINDS and not (
+                         isinstance(kind, str) and is_label_kind(kind)))
     if unknown:
         raise ValidationError(
-            "alert_matchers has unknown kind(s) %s; known kinds: %s"
-            % (", ".join(unknown), ", ".join(MATCHER_KINDS))
+            "alert_matchers has unknown kind(s) %s; known kinds: %s, and label:<name>"
+            % (", ".join(map(str, unknown)), ", ".join(MATCHER_KINDS))
         )
-    return {kind: f.str_list(items, "alert_matchers.%s" % kind) for kind, items in value.items()}
+    found = {}
+    for kind, items in value.items():
+        if is_label_kind(kind):
+            found.update(label_matchers({kind[len(LABEL_KIND):]: items}, "alert_matchers"))
+        else:
+            found[kind] = f.str_list(items, "alert_matchers.%s" % kind)
+    return found
 
 
 def _stored_matchers(value: Any, what: str) -> Dict[str, List[str]]:

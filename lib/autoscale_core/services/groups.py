@@ -18,7 +18,7 @@ from .. import backends
 from ..config import group_defaults, policy_settings
 from ..domain import capacity, policy
 from ..domain.fields import bool_field
-from ..domain.model import Event, Group, GroupState, NodeState
+from ..domain.model import Event, Group, GroupState, NodeState, label_matchers
 from ..domain.names import validate_group_name
 from ..domain.settings import PolicySettings
 from ..domain.words import nodes
@@ -34,13 +34,15 @@ STATUS_EVENTS = 5
 # asg_register's alert matcher parameters and the matcher kind each sets (see routing.py).
 MATCH_FIELDS = {"match_%s" % kind: kind for kind in
                 ("entities", "applications", "servers", "policies", "conditions")}
+# asg_register's label matchers ({label: value or [values]}), one label kind each.
+MATCH_LABELS = "match_labels"
 # asg_register's parameters (the ChatOps words) and the Group fields they set: every field
 # but the name, the domain and the pause (asg_pause), under its own name except these.
 _RENAMED = {"min_size": "min", "max_size": "max"}
 REGISTER_FIELDS = dict(
     [(_RENAMED.get(name, name), name) for name in Group.FIELDS
      if name not in ("name", "domain", "paused", "alert_matchers")]
-    + [(parameter, "alert_matchers") for parameter in MATCH_FIELDS])
+    + [(parameter, "alert_matchers") for parameter in list(MATCH_FIELDS) + [MATCH_LABELS]])
 
 
 def _show(value: Any) -> str:
@@ -69,9 +71,11 @@ def register(store: Store, name: Any, domain: Any, config: Optional[Mapping[str,
         raise ValidationError("unknown group setting(s): %s; known settings: %s"
                               % (", ".join(unknown), ", ".join(REGISTER_FIELDS)))
     explicit = {REGISTER_FIELDS[key]: value for key, value in settings.items()
-                if value is not None and key not in MATCH_FIELDS}
+                if value is not None and key not in MATCH_FIELDS and key != MATCH_LABELS}
     matchers = {MATCH_FIELDS[key]: value for key, value in settings.items()
                 if key in MATCH_FIELDS and value not in (None, "", [])}
+    if settings.get(MATCH_LABELS) not in (None, "", {}):
+        matchers.update(label_matchers(settings[MATCH_LABELS], MATCH_LABELS))
     if matchers:
         explicit["alert_matchers"] = matchers
     explicit["domain"] = domain

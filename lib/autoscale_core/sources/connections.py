@@ -293,11 +293,11 @@ class Handler(BaseHTTPRequestHandler):
     def _precheck(self) -> Optional[Outcome]:
         settings = self.server.settings
         path = self._path()
-        if path == settings.health_path:
+        if path in settings.health_paths:
             if self.command in ("GET", "HEAD"):
                 return Outcome(200, {"status": "ok"}, summary="health")
             return refusal(405, "method not allowed", (("Allow", "GET, HEAD"),))
-        if path != settings.path:
+        if path not in settings.receivers:
             return refusal(404, "not found")
         if self.command != "POST":
             return refusal(405, "method not allowed", (("Allow", "POST"),))
@@ -353,7 +353,7 @@ class Handler(BaseHTTPRequestHandler):
             return refusal(400, "body shorter than Content-Length or too slow")
         try:
             return self.server.receiver.deliver(
-                body, self.headers.get("Content-Type", ""), asg)
+                body, self.headers.get("Content-Type", ""), asg, self._path())
         except Exception:
             self.server.logger.exception("webhook: delivery failed")
             return refusal(500, "internal error")

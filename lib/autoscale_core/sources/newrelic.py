@@ -20,7 +20,6 @@ name.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import replace
 from typing import Any, Dict, List, Mapping
@@ -28,6 +27,7 @@ from urllib.parse import parse_qs
 
 from ..domain.alerts import ACKNOWLEDGED, CLOSED, CRITICAL, INFO, OPEN, WARNING, Alert
 from . import AlertPayloadError, NotAnAlert
+from .payload import decode, load_json
 
 NAME = "newrelic"
 TITLE = "New Relic"
@@ -39,8 +39,6 @@ _PRIORITIES = {"CRITICAL": CRITICAL, "HIGH": WARNING, "MEDIUM": WARNING, "LOW": 
 _CHANNEL_STATES = {"open": OPEN, "acknowledged": ACKNOWLEDGED, "closed": CLOSED}
 _SEVERITIES = {"critical": CRITICAL, "warning": WARNING, "info": INFO}
 _INCIDENT_ID = re.compile(r"/incidents/(\d+)")
-# json.loads joins a valid pair into one character: any surrogate left is a lone one.
-_SURROGATE = re.compile("[\ud800-\udfff]")
 # Bound every text we keep: a payload is a user-edited template.
 _TEXT_MAX = 500
 _LIST_MAX = 50
@@ -102,14 +100,11 @@ def _first(value: Any) -> str:
 def parse_body(body: bytes, content_type: str = "") -> Mapping[str, Any]:
     """The JSON document of a webhook body, sent as JSON or as a form (``alert=`` holding
     JSON, as the 2015 hook did)."""
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise AlertPayloadError("body is not UTF-8") from None
+    text = decode(body)
     kind = (content_type or "").lower()
     looks_json = text.lstrip()[:1] in ("{", "[")
     if "json" in kind or ("form-urlencoded" not in kind and looks_json):
-        document = _json(text, "body")
+        document = load_json(text, "body")
     else:
         fields = parse_qs(text, keep_blank_values=True)
         key = next((k for k in ("alert", "deployment") if k in fields), None)
@@ -118,44 +113,10 @@ def parse_body(body: bytes, content_type: str = "") -> Mapping[str, Any]:
         if key == "deployment":
             # Its content does not matter: nothing is done with it.
             raise DeploymentNotice("a deployment notice, not an alert")
-        document = _json(fields[key][0], "form field %s" % key)
+        document = load_json(fields[key][0], "form field %s" % key)
     if not isinstance(document, Mapping):
         raise AlertPayloadError("body is JSON but not an object")
     return document
-
-
-def _json(text: str, what: str) -> Any:
-    try:
-        document = json.loads(text)
-    except (ValueError, RecursionError):
-        raise AlertPayloadError("%s is not valid JSON" % what) from None
-    check_unicode(document, what)
-    return document
-
-
-def check_unicode(document: Any, what: str = "body") -> None:
-    """Refuse text holding a lone surrogate (``"\\ud800"`` in JSON): Python's json takes it,
-    but it is no Unicode character, and StackStorm stores trigger instances in MongoDB, which
-    takes only valid UTF-8. Walks the whole document (keys too), without recursion."""
-    stack = [document]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            texts = [item]
-        elif isinstance(item, Mapping):
-            texts = [key for key in item if isinstance(key, str)]
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-            continue
-        else:
-            continue
-        for text in texts:
-            found = _SURROGATE.search(text)
-            if found:
-                raise AlertPayloadError(
-                    "%s holds a lone surrogate (\\u%04x), which is not valid Unicode"
-                    % (what, ord(found.group())))
 
 
 def normalise(document: Mapping[str, Any]) -> Alert:

@@ -4,16 +4,20 @@ and what to answer one delivery.
 ``sensors/newrelic_webhook.py`` runs it in st2's sensor container (``server.build_server`` in
 setup(), ``serve()`` in run(), ``stop()`` in cleanup()); everything with logic is in
 ``sources/`` so it can be tested without st2. The config's ``webhook`` section
-(``settings.py``) says where it listens and which alert source (``webhook.source``, today
-``newrelic``) reads the bodies posted to its path; the HTTP side is ``server.py`` (the
+(``settings.py``) says where it listens and which alert source (``webhook.source``:
+``newrelic`` or ``alertmanager``) reads the bodies posted to its path, and which reads those
+posted to each of ``webhook.paths``; the HTTP side is ``server.py`` (the
 listener, slow and hostile clients) and ``connections.py`` (one request on one connection).
 
 Requests (``path`` is the config's ``webhook.path``, default ``/st2/nrhook``)::
 
     POST <path>[?asg=<group>]  an alert of the configured source (New Relic: JSON, or the
-                               2015 form with alert=)
+                               2015 form with alert=; Alertmanager: its webhook JSON)
     GET  <path>/health         200 {"status": "ok"}, without credentials (for a load
                                balancer or a monitor; it reveals no group, no alert)
+
+The same for each path of ``webhook.paths``, with that path's source; every path shares the
+credentials, the limits and the dedup table.
 
     status  when
     200     alert dispatched (one autoscale.alert per group; the answer lists the groups),
@@ -49,23 +53,32 @@ Authentication (``webhook.auth_type``), each credential compared in constant tim
 unless ``webhook.allow_insecure`` is true, in which case every request is accepted (and a
 warning is logged at startup). With a secret set, allow_insecure changes nothing.
 
-Dedup: senders retry and may deliver one event twice. A delivery whose (issue id, state,
-severity, ?asg=) was already dispatched less than ``webhook.dedup_window`` seconds ago is
-answered 200 "duplicate" and not dispatched. Severity is part of the key so that an open
-issue escalating from warning to critical is dispatched; ``?asg=`` is, so that one issue sent
-to two destinations for two groups reaches both. The window counts from the first delivery.
-The table holds at most DEDUP_MAX_ENTRIES keys, the oldest evicted first, so memory never
-grows with the number of deliveries. A delivery that routes nowhere is not remembered (a group
-created a moment later gets the sender's next delivery), nor one whose dispatch failed. 0
-turns dedup off.
+Dedup: senders retry and may deliver one event twice. A delivery whose (source, issue id,
+occurrence, state, severity, ?asg=) was already dispatched less than ``webhook.dedup_window``
+seconds ago is answered 200 "duplicate" and not dispatched. Severity is part of the key so
+that an open issue escalating from warning to critical is dispatched; ``?asg=`` is, so that
+one issue sent to two destinations for two groups reaches both; the occurrence
+(``Alert.occurrence``: Alertmanager's ``startsAt``) is, so that an alert that resolves and
+fires again under its old fingerprint is dispatched again, while retries of a notification,
+and Alertmanager's repeats (``repeat_interval``, or a group sent again because it grew) within
+the window, are duplicates. The window counts from the first delivery. (A repeat after the
+window is dispatched: it keeps the open issue from expiring, governor.alert_max_age, and adds
+capacity only as the governor's policy would anyway, once per scale_out_cooldown.) The table
+holds at most DEDUP_MAX_ENTRIES keys, the oldest evicted first, so memory never grows with the
+number of deliveries. A delivery that routes nowhere is not remembered (a group created a
+moment later gets the sender's next delivery), nor one whose dispatch failed. 0 turns dedup
+off.
 
-Several alerts in one body (a source may send them; New Relic never does): each is routed,
-deduplicated and dispatched as above, in the body's order, and the answer lists each one's
-own answer under ``alerts``; its status is "dispatched" (200) when any was dispatched, else
-"duplicate" (200) when any was a duplicate, else "ignored" (202). A body that cannot be read,
-or whose ``?asg=`` is refused, dispatches none of them; a failed dispatch answers 503 and
-forgets that alert and the ones after it, so the sender's retry dispatches them (and only
-them). A body with one alert is answered exactly as described above.
+Several alerts in one body (Alertmanager sends a group of them; New Relic never does): each is
+routed (so one body may reach different groups), deduplicated and dispatched as above, in the
+body's order, and the answer lists each one's own answer under ``alerts``; its status is
+"dispatched" (200) when any was dispatched, else "duplicate" (200) when any was a duplicate,
+else "ignored" (202). A body that cannot be read, or whose ``?asg=`` is refused, dispatches
+none of them; a failed dispatch answers 503 and forgets that alert and the ones after it, so
+the sender's retry dispatches them (and only them). A body with one alert is answered exactly
+as described above. A note the source gives about the body as a whole (Alertmanager's
+``truncatedAlerts``: alerts it left out) is logged as a warning and added to the answer as
+``note``.
 
 Routing cache: the groups are read with one ``Store.load_all`` (one datastore listing) at
 most every ROUTE_CACHE_SECONDS (5 s), whatever the number of deliveries, so a burst of alerts
@@ -319,7 +332,12 @@ class Receiver:
                  wall_clock: Callable[[], float] = time.time,
                  logger: Optional[logging.Logger] = None, source: Any = None) -> None:
         self.settings = settings
-        self.source = source if source is not None else sources.load(settings.source)
+        # Each path's source (webhook.path and webhook.paths); ``source``, when given, reads
+        # webhook.path's bodies instead of the configured one.
+        self.readers = {path: settings.reader(path) for path in settings.receivers}
+        if source is not None:
+            self.readers[settings.path] = source
+        self.source = self.readers[settings.path]
         self.auth = Authenticator(settings)
         self.routes = routes
         self.dedup = dedup if dedup is not None else Dedup(settings.dedup_window)
@@ -328,12 +346,18 @@ class Receiver:
         self._wall_clock = wall_clock
         self.logger = logger or LOG
 
-    def deliver(self, body: bytes, content_type: str, asg: Optional[str]) -> Outcome:
+    def deliver(self, body: bytes, content_type: str, asg: Optional[str],
+                path: Optional[str] = None) -> Outcome:
+        """``path``: which of the webhook's paths it was posted to (default webhook.path),
+        hence which source reads it."""
         received_at = self._wall_clock()
+        reader = self.readers[self.settings.path if path is None else path]
         if not body.strip():
             return refusal(400, "body is empty")
         try:
-            found = list(self.source.parse(body, content_type))
+            parsed = reader.parse(body, content_type)
+            note = one_line(getattr(parsed, "note", "") or "")
+            found = list(parsed)
         except sources.NotAnAlert as exc:
             # Answered 2xx, or the sender would retry it; nothing to do, nothing worth an INFO.
             return Outcome(202, {"status": "ignored", "reason": str(exc), "groups": []},
@@ -353,21 +377,33 @@ class Receiver:
             routes = [routing.route(alert, groups, asg=asg) for alert in found]
         except ValidationError as exc:
             return refusal(400, one_line(exc))
+        if note:
+            # Something about the body as a whole the operator should know (alerts the sender
+            # left out): a warning, whatever becomes of the alerts.
+            self.logger.warning("webhook: %s", note)
+        name = str(getattr(reader, "NAME", "") or "")
         answers = []
         for alert, route in zip(found, routes):
-            answer = self._one(alert, route, asg, received_at)
+            answer = self._one(alert, route, asg, received_at, name)
             if answer.status >= 500:
                 return answer  # the ones after it were not remembered either: a retry sends them
             answers.append(answer)
-        return answers[0] if len(answers) == 1 else _together(answers)
+        outcome = answers[0] if len(answers) == 1 else _together(answers)
+        if note:
+            outcome.body["note"] = note
+            outcome.summary += " (%s)" % note
+        return outcome
 
     def _one(self, alert: Any, route: routing.Route, asg: Optional[str],
-             received_at: float) -> Outcome:
+             received_at: float, source: str = "") -> Outcome:
         about = "issue %s %s/%s" % (one_line(alert.issue_id), alert.state, alert.severity)
         if not route.groups:
             return Outcome(202, {"status": "ignored", "reason": route.reason, "groups": []},
                            summary="%s: nothing dispatched: %s" % (about, route.reason))
-        key = (alert.issue_id, alert.state, alert.severity, asg or "")
+        # The source, because two sources' issue ids may look alike; the occurrence, so that
+        # an issue that ends and comes back under its old id is not taken for a retry.
+        key = (source, alert.issue_id, getattr(alert, "occurrence", ""), alert.state,
+               alert.severity, asg or "")
         if not self.dedup.first(key):
             return Outcome(200, {"status": "duplicate", "issue_id": alert.issue_id,
                                  "state": alert.state, "severity": alert.severity,

@@ -24,7 +24,12 @@ Routing, ``route(alert, groups, asg)``:
     "policies": ["Storefront*"]}`` needs an entity called storefront AND a policy starting
     with Storefront;
   - an alert without values for a kind (no entities, no policy…) never matches a group that
-    sets that kind.
+    sets that kind;
+  - label kinds (``label:<name>``, set by ``asg create match_labels={"service": "checkout"}``)
+    are compared exactly, case included, as Alertmanager's ``=`` matcher does: a value
+    holding ``*`` or ``[`` means itself. ``{"label:service": ["checkout"], "label:env":
+    ["prod"]}`` needs both labels with those values (AND); several values for one label are
+    alternatives (OR). Only a source with labels (Alertmanager) gives values for them.
 
 Paused groups are routed to like any other: their alert state is still recorded, and the
 governor leaves paused groups alone.
@@ -36,7 +41,7 @@ import fnmatch
 from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional
 
 from ..domain.alerts import Alert
-from ..domain.model import Group
+from ..domain.model import LABEL_KIND, Group, is_label_kind
 from ..domain.names import validate_group_name
 
 _REASON_VALUE_MAX = 80
@@ -54,7 +59,10 @@ def _group(value: Any) -> Group:
     return getattr(value, "group", value)
 
 
-def _any_match(patterns: Iterable[str], values: Iterable[str]) -> bool:
+def _any_match(patterns: Iterable[str], values: Iterable[str], exact: bool = False) -> bool:
+    if exact:
+        wanted = set(patterns)
+        return any(value in wanted for value in values)
     values = [value.lower() for value in values]
     return any(fnmatch.fnmatchcase(value, pattern.lower())
                for pattern in patterns for value in values)
@@ -71,7 +79,8 @@ def match(matchers: Mapping[str, Iterable[str]], values: Mapping[str, Iterable[s
     what that kind is compared with); no matchers match nothing."""
     if not matchers:
         return False
-    return all(_any_match(patterns, values.get(kind, ())) for kind, patterns in matchers.items())
+    return all(_any_match(patterns, values.get(kind, ()), exact=is_label_kind(kind))
+               for kind, patterns in matchers.items())
 
 
 def matches(group: Any, alert: Alert) -> bool:
@@ -92,6 +101,11 @@ def _describe(alert: Alert) -> str:
         parts.append("policy %r" % _short(alert.policy))
     if alert.condition:
         parts.append("condition %r" % _short(alert.condition))
+    labels = ["%s=%s" % (kind[len(LABEL_KIND):], _short(values[0]))
+              for kind, values in sorted(alert.matcher_values.items())
+              if is_label_kind(kind) and values]
+    if labels:
+        parts.append("labels %s" % ", ".join(labels[:8] + (["..."] if len(labels) > 8 else [])))
     return "; ".join(parts) if parts else "no entities, policy or condition"
 
 

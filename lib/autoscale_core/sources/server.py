@@ -127,7 +127,9 @@ class WebhookServer(socketserver.TCPServer):
         self._stopped.clear()
         self.logger.info(
             "webhook: listening on %s port %d, POST %s (auth %s)%s",
-            self.settings.bind_address, self.port, self.settings.path,
+            self.settings.bind_address, self.port,
+            ", ".join("%s (%s)" % (path, source)
+                      for path, source in self.settings.receivers.items()),
             "none" if self.settings.insecure else self.settings.auth_type,
             "" if not self.settings.insecure else
             ": WARNING no secret set and allow_insecure true, anyone may post alerts")

@@ -5,7 +5,10 @@ which alert source its path receives, how senders authenticate, and its limits.
 the config key at fault (``config key webhook.<name>``), and refuses to build without the
 secret(s) of the chosen ``auth_type`` unless ``webhook.allow_insecure`` is true.
 ``webhook.source`` names the alert source (``sources.load``; default ``newrelic``) whose
-payloads ``webhook.path`` receives.
+payloads ``webhook.path`` receives; ``webhook.paths`` adds more paths on the same listener,
+each with its own source (``{"/st2/amhook": "alertmanager"}``), so that one sensor receives
+New Relic and Alertmanager at once, with the same credentials, limits and dedup window. Each
+source is configured from its own section of the pack config (``sources.configured``).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 from .. import sources
 from ..errors import ValidationError
@@ -26,6 +29,7 @@ TIMEOUT_MIN = 1.0
 TIMEOUT_MAX = 300.0
 BODY_LIMIT_MIN = 1024
 BODY_LIMIT_MAX = 16 * 1024 * 1024
+PATHS_MAX = 10
 
 # RFC 7230 token characters: what a header name may hold.
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}")
@@ -44,6 +48,58 @@ def _string(section: Mapping[str, Any], name: str, default: str) -> str:
     if any(ch in value for ch in "\r\n\x00"):
         raise ValidationError("%s must be a single line" % _key(name))
     return value
+
+
+def _health(path: str) -> str:
+    return (path.rstrip("/") or "") + HEALTH_SUFFIX
+
+
+def _path(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not value.startswith("/") or len(value) > 200 or any(
+            ch in value for ch in "?# \t\r\n\x00"):
+        raise ValidationError(
+            "%s %r must be a URL path starting with '/', without '?', '#' or spaces"
+            % (_key(name), value))
+    return value.rstrip("/") or "/"
+
+
+def _source(value: Any, name: str, config: Optional[Mapping[str, Any]]) -> Any:
+    try:
+        return sources.configured(value, config)
+    except sources.UnknownSource as exc:
+        raise ValidationError("%s: %s" % (_key(name), exc)) from None
+
+
+def _paths(section: Mapping[str, Any], primary: str,
+           config: Optional[Mapping[str, Any]]) -> Tuple[Tuple[Tuple[str, str], ...],
+                                                          Dict[str, Any]]:
+    """webhook.paths, checked: ((path, source), ...) and each path's configured source."""
+    value = section.get("paths")
+    if value is None:
+        return (), {}
+    if not isinstance(value, Mapping):
+        raise ValidationError("%s must map URL paths to source names, e.g. "
+                              '{"/st2/amhook": "alertmanager"}' % _key("paths"))
+    if len(value) > PATHS_MAX:
+        raise ValidationError("%s names more than %d paths" % (_key("paths"), PATHS_MAX))
+    found = []
+    readers = {}
+    taken = {primary: "webhook.path", _health(primary): "webhook.path's health path"}
+    for raw, source in value.items():
+        path = _path(raw, "paths")
+        if path in taken:
+            raise ValidationError("%s %r is already %s" % (_key("paths"), raw, taken[path]))
+        if _health(path) in taken:
+            raise ValidationError("%s %r: its health path %s is already %s"
+                                  % (_key("paths"), raw, _health(path), taken[_health(path)]))
+        taken[path] = "webhook.paths %s" % path
+        taken[_health(path)] = "the health path of webhook.paths %s" % path
+        if not isinstance(source, str):
+            raise ValidationError("%s.%s must be a source name, not %s"
+                                  % (_key("paths"), path, type(source).__name__))
+        readers[path] = _source(source, "paths.%s" % path, config)
+        found.append((path, source))
+    return tuple(found), readers
 
 
 def _seconds(section: Mapping[str, Any], name: str, default: float) -> float:
@@ -78,6 +134,8 @@ class WebhookSettings:
     path: str = "/st2/nrhook"
     # The alert source (sources.load) whose payloads the path receives.
     source: str = "newrelic"
+    # More paths, each with the source whose payloads it receives (webhook.paths).
+    paths: Tuple[Tuple[str, str], ...] = ()
     auth_type: str = "bearer"
     token: str = field(default="", repr=False)
     username: str = ""
@@ -88,10 +146,27 @@ class WebhookSettings:
     dedup_window: int = 600
     request_timeout: float = REQUEST_TIMEOUT
     idle_timeout: float = IDLE_TIMEOUT
+    # Each path's source with its settings from the pack config (from_config fills it; a path
+    # missing here gets its source with default settings).
+    readers: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def health_path(self) -> str:
-        return (self.path.rstrip("/") or "") + HEALTH_SUFFIX
+        return _health(self.path)
+
+    @property
+    def receivers(self) -> Dict[str, str]:
+        """Every path the webhook receives alerts on -> the name of its source."""
+        return dict(((self.path, self.source),) + tuple(self.paths))
+
+    @property
+    def health_paths(self) -> Tuple[str, ...]:
+        return tuple(_health(path) for path in self.receivers)
+
+    def reader(self, path: str) -> Any:
+        """The source (configured) whose payloads ``path`` receives."""
+        found = self.readers.get(path)
+        return found if found is not None else sources.configured(self.receivers[path])
 
     @property
     def has_secret(self) -> bool:
@@ -125,19 +200,11 @@ class WebhookSettings:
                 % (_key("bind_address"), bind_address)
             ) from None
 
-        path = _string(section, "path", cls.path)
-        if not path.startswith("/") or any(ch in path for ch in "?# \t") or len(path) > 200:
-            raise ValidationError(
-                "%s %r must be a URL path starting with '/', without '?', '#' or spaces"
-                % (_key("path"), path)
-            )
-        path = path.rstrip("/") or "/"
-
+        path = _path(_string(section, "path", cls.path), "path")
         source = _string(section, "source", cls.source)
-        try:
-            sources.load(source)
-        except sources.UnknownSource as exc:
-            raise ValidationError("%s: %s" % (_key("source"), exc)) from None
+        readers = {path: _source(source, "source", config)}
+        paths, more = _paths(section, path, config)
+        readers.update(more)
 
         auth_type = _string(section, "auth_type", cls.auth_type)
         if auth_type not in AUTH_TYPES:
@@ -159,6 +226,8 @@ class WebhookSettings:
             port=_integer(section, "port", cls.port, 0, 65535),
             path=path,
             source=source,
+            paths=paths,
+            readers=readers,
             auth_type=auth_type,
             token=_string(section, "token", ""),
             username=username,
