@@ -5,7 +5,8 @@ then the resolution once the nodes are well. The rules themselves are also check
 ``promtool test rules`` on made-up series (Prometheus's own rule engine, no clock).
 
 ``CAPTURE_ALERTMANAGER_FIXTURES=1`` writes the bodies captured by the end-to-end test to
-tests/fixtures/alertmanager/ (live_firing.json, live_resolved.json: exactly as Alertmanager sent them)."""
+tests/fixtures/alertmanager/ (live_firing.json, live_resolved.json: exactly as Alertmanager
+sent them)."""
 
 import base64
 import json
