@@ -13,7 +13,13 @@ then:
 4. POSTs the recovery: the governor scales in, one drained node per cooldown, down to min,
    under steady traffic (no request may fail);
 5. deletes the group through the chat alias (``!asg delete ...``);
-6. checks that nothing is left: no VM, web node process, DNS record, HAProxy server, Chef node
+6. tells a second story, with real monitoring (a real Prometheus scraping HAProxy's exporter,
+   a real Alertmanager posting to the sensor, both started at the beginning): a group that
+   Alertmanager's alerts reach by their labels; its application is made sick (HTTP 500) under
+   steady traffic, Prometheus's rule fires, Alertmanager POSTs, the group scales out; the
+   application is made well, the alert resolves, the governor scales in, drained; the group
+   is deleted;
+7. checks that nothing is left: no VM, web node process, DNS record, HAProxy server, Chef node
    or datastore key; after stopping everything, no process of the sandbox either.
 
 Accelerated: cooldowns of a few seconds instead of minutes, and the demo ticks the governor
@@ -54,6 +60,7 @@ from st2harness.reactor import Reactor  # noqa: E402
 from st2harness.workflows import WorkflowRunner  # noqa: E402
 
 from .fake_slack import readable  # noqa: E402
+from .monitoring import Monitoring  # noqa: E402
 from .net import LOOPBACK, free_port  # noqa: E402
 from .traffic import Load  # noqa: E402
 from .world import World  # noqa: E402
@@ -69,6 +76,10 @@ CREATE = ("!asg create name=%s domain=%s min=%d max=%d expand_by=%d deflate_by=%
           "scale_out_cooldown=%d scale_in_cooldown=%d"
           % (GROUP, ZONE, MIN, MAX, EXPAND_BY, DEFLATE_BY, COOLDOWN, COOLDOWN))
 DELETE = "!asg delete name=%s force=true" % GROUP
+# The second story's group: Alertmanager's alerts reach it by their labels (the sandbox's rule
+# labels each alert with its HAProxy backend as `service`).
+CREATE_WATCHED = CREATE + ' match_labels={"service": "%s"}' % GROUP
+AM_PATH = "/st2/amhook"
 
 # A New Relic workflow webhook (the pack's documented payload template), critical.
 ALERT = {
@@ -257,6 +268,161 @@ class Demo:
             time.sleep(0.1)
         return False
 
+    def scale_in_under_load(self, name: str) -> bool:
+        """Tick the governor until the group is back to MIN, under steady traffic; check that
+        each node left drained and that no request failed."""
+        assert self.world is not None
+        drains_before = len(self.drains)
+        scale_ins_before = len(self.scale_ins())
+        start = self.node_count()
+        load = Load(self.world)
+        load.start()
+        try:
+            deadline = time.monotonic() + 4 * COOLDOWN + 15
+            while self.node_count() > MIN and time.monotonic() < deadline:
+                time.sleep(TICK)
+                self.tick()
+            time.sleep(0.5)
+        finally:
+            load.stop()
+        steps = len(self.scale_ins()) - scale_ins_before
+        drained = [r for r in self.drains[drains_before:] if r.status == "succeeded"]
+        for node, count in sorted(load.served.items()):
+            self.say("  %-14s %4d requests during the scale-in" % (node, count))
+        if load.errors:
+            self.say("failed requests: %s" % ", ".join(sorted(set(load.errors))[:5]))
+        return self.check(name, self.node_count() == MIN
+                          and len(self.in_service()) == MIN and load.failed == 0
+                          and load.ok > 0 and len(drained) == start - MIN,
+                          "%d -> %d nodes in %d step(s), %d drained in HAProxy first; %d "
+                          "requests during it, %d failed" % (
+                              start, self.node_count(), steps, len(drained),
+                              load.ok + load.failed, load.failed))
+
+    def scale_ins(self) -> List[Any]:
+        return [e for e in self.store.history(GROUP, limit=0) if e.kind == "scale_in"]
+
+    def alerts_since(self, count: int, state: str) -> List[Any]:
+        """The autoscale.alert dispatches of the webhook sensor after the first ``count``, in
+        ``state`` (open or closed)."""
+        return [d for d in self.webhook.sensor_service.dispatched[count:]
+                if d.trigger.endswith(".alert") and d.payload.get("state") == state]
+
+    def wait_alert(self, count: int, state: str, timeout: float) -> Optional[float]:
+        """When (time.time()) the webhook sensor dispatched an alert in ``state`` after the
+        first ``count`` dispatches; None if none came within ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.alerts_since(count, state):
+                return time.time()
+            time.sleep(0.05)
+            self.show_news()
+        return None
+
+    def start_monitoring(self, url: str) -> None:
+        """A real Prometheus scraping HAProxy and a real Alertmanager posting to ``url``,
+        started now and made ready (about 6 s) while the first story runs."""
+        assert self.world is not None and self.world.haproxy is not None
+        self.monitoring = Monitoring([self.world.haproxy.metrics_target], url, token=self.token)
+        self.monitoring_ready = threading.Event()
+        self.monitoring_error: Optional[BaseException] = None
+
+        def start() -> None:
+            try:
+                self.monitoring.start()
+                self.pids.update(self.monitoring.pids())
+                self.monitoring.wait_for_targets()
+            except BaseException as exc:  # reported by the second story
+                self.monitoring_error = exc
+            finally:
+                self.monitoring_ready.set()
+
+        self.monitoring_thread = threading.Thread(target=start, daemon=True, name="monitoring")
+        self.monitoring_thread.start()
+
+    def watched_story(self) -> None:
+        """The second story: real monitoring sees real trouble (issue 14)."""
+        world = self.world
+        assert world is not None
+        self.step("7. A second group, watched by a real Prometheus and Alertmanager; its "
+                  "Alertmanager alerts reach it by their labels (match_labels)")
+        failures_before = len(self.failures)
+        self.monitoring_ready.wait(60)
+        if self.monitoring_error is not None or not self.monitoring_ready.is_set():
+            raise RuntimeError("monitoring did not start: %s" % (self.monitoring_error,))
+        prometheus, alertmanager = self.monitoring.prometheus, self.monitoring.alertmanager
+        self.say("Prometheus %s scrapes HAProxy's exporter %s every 1 s; Alertmanager %s "
+                 "posts to %s" % (prometheus.url if prometheus else "?",
+                                  world.haproxy.metrics_target if world.haproxy else "?",
+                                  alertmanager.url, self.am_url))
+        created = self.command(CREATE_WATCHED)
+        self.check("watched group created", created.status == "succeeded"
+                   and len(self.in_service()) == MIN,
+                   "%s, %d node(s) in service, match_labels service=%s" % (
+                       created.status, len(self.in_service()), GROUP))
+
+        self.step("8. The application is made sick (HTTP 500) under steady traffic")
+        sick_load = Load(world, name="sick-load")
+        sick_load.start()
+        try:
+            seen = len(self.webhook.sensor_service.dispatched)
+            creates_before = len(self.nova_creates())
+            sick_at = time.time()
+            self.say("web nodes sick: %s (and every node started later)" % ", ".join(
+                world.make_sick()))
+            posted_at = self.wait_alert(seen, "open", 45)
+            fired = self.alerts_since(seen, "open")
+            self.check("sickness -> alert POST", posted_at is not None,
+                       "%.1f s from the app made sick to Alertmanager's POST (%s, %s)" % (
+                           (posted_at or float("nan")) - sick_at,
+                           fired[0].payload["condition"] if fired else "no alert",
+                           fired[0].payload["severity"] if fired else "-"))
+            if posted_at is None:
+                return
+            for match, result in self.watching(lambda: self.reactor.drain(timeout=5)):
+                self.say("rule %s: %s" % (match.rule, result.status))
+            creates = self.nova_creates()[creates_before:]
+            reaction = creates[0].at - posted_at if creates else float("nan")
+            self.check("alert POST -> first VM create", bool(creates) and reaction < 5,
+                       "%.2f s from Alertmanager's POST to the first Nova create" % reaction)
+            deadline = time.monotonic() + COOLDOWN + 15
+            while len(self.in_service()) < MAX and time.monotonic() < deadline:
+                time.sleep(TICK)
+                self.tick()
+            self.check("scale-out (Alertmanager)", len(self.in_service()) == MAX,
+                       "%d in service (max %d) %.1f s after the POST" % (
+                           len(self.in_service()), MAX, time.time() - posted_at))
+
+            self.step("9. The application is made well: the alert resolves")
+            seen = len(self.webhook.sensor_service.dispatched)
+            well_at = time.time()
+            world.make_well()
+            resolved_at = self.wait_alert(seen, "closed", 45)
+            for match, result in self.watching(lambda: self.reactor.drain(timeout=2)):
+                self.say("rule %s: %s" % (match.rule, result.status))
+            state = self.store.load_group(GROUP)
+            still_open = state is not None and bool(state.alert.issues)
+            self.check("alert resolved", resolved_at is not None and not still_open,
+                       "%.1f s from the app made well to the resolved POST; %s" % (
+                           (resolved_at or float("nan")) - well_at,
+                           "an issue is still open" if still_open else "no open issue"))
+        finally:
+            sick_load.stop()
+        self.say("during the sickness: %d requests answered 200, %d failed (the alert's "
+                 "cause)" % (sick_load.ok, sick_load.failed))
+
+        self.step("10. The governor scales in with drain, under steady traffic")
+        self.scale_in_under_load("scale-in drained (Alertmanager)")
+        failures = self.failures[failures_before:]
+        self.check("governor actions (Alertmanager)", not failures,
+                   "every dispatched workflow succeeded" if not failures
+                   else "; ".join(failures))
+
+        self.step("11. Delete the group from chat")
+        deleted = self.command(DELETE)
+        self.check("watched group deleted", deleted.status == "succeeded"
+                   and self.store.load_group(GROUP) is None, deleted.status)
+
     # -- the story ----------------------------------------------------------------------------
 
     def run(self) -> None:
@@ -291,6 +457,8 @@ class Demo:
         self.url = base + "?asg=" + GROUP
         self._wait_serving(base + "/health")
         self.say("webhook sensor serving %s; governor sensor set up" % base)
+        self.am_url = "http://%s:%d%s" % (LOOPBACK, port, AM_PATH)
+        self.start_monitoring(self.am_url)
         self.say("accelerated: cooldowns of %d s instead of minutes; the demo ticks the "
                  "governor every %g s itself" % (COOLDOWN, TICK))
 
@@ -360,28 +528,7 @@ class Demo:
         self.say("webhook answered %d %s" % (status, json.dumps(answer)))
         for match, result in self.watching(lambda: self.reactor.drain(timeout=5)):
             self.say("rule %s: %s" % (match.rule, result.status))
-        load = Load(world)
-        load.start()
-        try:
-            deadline = time.monotonic() + 4 * COOLDOWN + 15
-            while self.node_count() > MIN and time.monotonic() < deadline:
-                time.sleep(TICK)
-                self.tick()
-            time.sleep(0.5)
-        finally:
-            load.stop()
-        scale_ins = [e for e in self.store.history(GROUP, limit=0) if e.kind == "scale_in"]
-        drained = [r for r in self.drains if r.status == "succeeded"]
-        for name, count in sorted(load.served.items()):
-            self.say("  %-14s %4d requests during the scale-in" % (name, count))
-        if load.errors:
-            self.say("failed requests: %s" % ", ".join(sorted(set(load.errors))[:5]))
-        self.check("scale-in drained", self.node_count() == MIN
-                   and len(self.in_service()) == MIN and load.failed == 0 and load.ok > 0
-                   and len(drained) == MAX - MIN,
-                   "%d -> %d nodes in %d step(s), %d drained in HAProxy first; %d requests "
-                   "during it, %d failed" % (MAX, self.node_count(), len(scale_ins),
-                                             len(drained), load.ok + load.failed, load.failed))
+        self.scale_in_under_load("scale-in drained")
         self.check("governor actions", not self.failures,
                    "every dispatched workflow succeeded" if not self.failures
                    else "; ".join(self.failures))
@@ -394,8 +541,10 @@ class Demo:
                    and self.store.load_group(GROUP) is None,
                    "%s, %s node(s) removed" % (deleted.status, output.get("removed", "?")))
 
-        # 6. Leftovers.
-        self.step("7. Leftovers")
+        self.watched_story()
+
+        # Leftovers.
+        self.step("12. Leftovers")
         deadline = time.monotonic() + 5
         inventory = world.inventory()
         while inventory.servers and time.monotonic() < deadline:
@@ -440,6 +589,13 @@ class Demo:
                 governor.cleanup()
             except Exception as exc:
                 self.say("stopping the governor sensor: %s" % exc)
+        monitoring = getattr(self, "monitoring", None)
+        if monitoring is not None:
+            self.monitoring_thread.join(timeout=60)
+            try:
+                monitoring.stop()
+            except Exception as exc:
+                self.say("stopping Prometheus and Alertmanager: %s" % exc)
         if self.world is not None:
             self.show_news()
             try:
@@ -449,7 +605,8 @@ class Demo:
             alive = sorted(set(pid for pid in self.pids if _alive(pid)) | set(_children()))
             self.say("sandbox stopped")
             self.check("processes left", not alive,
-                       "%d of %d started (named, haproxy, web nodes) still running%s" % (
+                       "%d of %d started (named, haproxy, web nodes, prometheus, alertmanager) "
+                       "still running%s" % (
                            len(alive), len(self.pids), " %s" % alive if alive else ""))
 
     def summary(self, interrupted: bool = False) -> int:
