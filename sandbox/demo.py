@@ -62,6 +62,7 @@ from st2harness.workflows import WorkflowRunner  # noqa: E402
 from .fake_slack import readable  # noqa: E402
 from .monitoring import Monitoring  # noqa: E402
 from .net import LOOPBACK, free_port  # noqa: E402
+from .process import alive  # noqa: E402
 from .traffic import Load  # noqa: E402
 from .world import World  # noqa: E402
 
@@ -602,7 +603,7 @@ class Demo:
                 self.world.stop()
             except Exception as exc:
                 self.say("stopping the sandbox: %s" % exc)
-            alive = sorted(set(pid for pid in self.pids if _alive(pid)) | set(_children()))
+            alive = sorted(set(pid for pid in self.pids if alive(pid)) | set(_children()))
             self.say("sandbox stopped")
             self.check("processes left", not alive,
                        "%d of %d started (named, haproxy, web nodes, prometheus, alertmanager) "
@@ -625,14 +626,6 @@ class Demo:
         self.print("demo %s" % ("interrupted" if interrupted else "passed" if passed
                                 else "FAILED"))
         return 0 if passed else 1
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open("/proc/%d/stat" % pid, encoding="ascii") as handle:
-            return handle.read().split(") ", 1)[1][:1] != "Z"
-    except (OSError, IndexError):
-        return False
 
 
 def _children() -> List[int]:

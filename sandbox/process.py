@@ -8,6 +8,25 @@ import subprocess
 from typing import Any, List, Optional
 
 
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie is dead, just not reaped yet)."""
+    try:
+        with open("/proc/%d/stat" % pid, encoding="ascii") as handle:
+            return handle.read().rsplit(") ", 1)[1][:1] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def kill_leftovers(pids: List[int]) -> List[int]:
+    """Kill (SIGKILL) those of ``pids`` still running; the ones that were."""
+    import os
+
+    left = [pid for pid in pids if alive(pid)]
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    return left
+
+
 def _die_with_parent() -> None:
     """In the child before exec: SIGTERM it when its parent dies, so a killed test run or demo
     leaves nothing behind. Linux only; a no-op elsewhere."""

@@ -21,6 +21,7 @@ from autoscale_core.backends.haproxy import HAProxyRuntime, HAProxySettings, par
 from autoscale_core.errors import BackendError, ValidationError
 from autoscale_core.ports.load_balancer import LoadBalancer, ServerState, validate_address
 from sandbox.haproxy import HAProxy
+from sandbox.process import alive, kill_leftovers
 from sandbox.webnode import WebNode
 from st2harness import Datastore, PackLoader
 from st2harness.loader import LoadedAction
@@ -50,10 +51,7 @@ STARTED_PIDS = []
 def no_leftover_processes():
     """Also when only some of these tests run: every process started here is gone after."""
     yield
-    leftovers = [pid for pid in STARTED_PIDS if _alive(pid)]
-    for pid in leftovers:
-        os.kill(pid, 9)
-    assert leftovers == [], "processes outlived their tests"
+    assert kill_leftovers(STARTED_PIDS) == [], "processes outlived their tests"
 
 
 @pytest.fixture
@@ -680,21 +678,9 @@ def test_no_secret_in_logs_results_or_errors(caplog, one_static, webnodes):
 # -- nothing left behind ----------------------------------------------------------------------
 
 
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        with open("/proc/%d/stat" % pid) as handle:  # a zombie is dead, just not reaped
-            return handle.read().split(")")[-1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
 def test_zz_no_haproxy_or_web_node_outlives_its_test():
     assert STARTED_PIDS, "the tests above started no process"
-    assert [pid for pid in STARTED_PIDS if _alive(pid)] == []
+    assert [pid for pid in STARTED_PIDS if alive(pid)] == []
 
 
 def test_list_nodes_action_lists_a_backend_and_names_a_missing_one(one_static):

@@ -33,6 +33,7 @@ from sandbox.monitoring import (
     alert_rules,
 )
 from sandbox.net import LOOPBACK
+from sandbox.process import alive, kill_leftovers
 from sandbox.traffic import Load
 from sandbox.webnode import WebNode
 from support.paths import ROOT
@@ -51,21 +52,10 @@ GENEROUS = 60.0  # Prometheus hands new targets over every 5 s; alerts need a fe
 STARTED_PIDS = []
 
 
-def alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid, encoding="ascii") as handle:
-            return handle.read().rsplit(")", 1)[-1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="module", autouse=True)
 def no_leftover_processes():
     yield
-    leftovers = [pid for pid in STARTED_PIDS if alive(pid)]
-    for pid in leftovers:
-        os.kill(pid, 9)
-    assert leftovers == [], "processes outlived their tests"
+    assert kill_leftovers(STARTED_PIDS) == [], "processes outlived their tests"
 
 
 class Receiver(FakeService):

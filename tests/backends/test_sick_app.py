@@ -13,6 +13,7 @@ import pytest
 
 from sandbox.haproxy import HAProxy
 from sandbox.net import LOOPBACK
+from sandbox.process import kill_leftovers
 from sandbox.webnode import WebNode
 from sandbox.world import World, WorldError
 from st2harness import Datastore, PackLoader
@@ -27,21 +28,10 @@ GROUP = "web"
 STARTED_PIDS = []
 
 
-def alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid, encoding="ascii") as handle:
-            return handle.read().rsplit(")", 1)[-1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="module", autouse=True)
 def no_leftover_processes():
     yield
-    leftovers = [pid for pid in STARTED_PIDS if alive(pid)]
-    for pid in leftovers:
-        os.kill(pid, 9)
-    assert leftovers == [], "processes outlived their tests"
+    assert kill_leftovers(STARTED_PIDS) == [], "processes outlived their tests"
 
 
 @pytest.fixture

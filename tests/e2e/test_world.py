@@ -13,6 +13,7 @@ import yaml
 
 from sandbox import world as world_module
 from sandbox.net import LOOPBACK
+from sandbox.process import alive, kill_leftovers
 from sandbox.world import FAILURES, World, WorldError
 from st2harness import Datastore, PackLoader
 from st2harness.loader import LoadedAction
@@ -23,21 +24,10 @@ GROUP = "web"
 STARTED_PIDS = []
 
 
-def alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid, encoding="ascii") as handle:
-            return handle.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="module", autouse=True)
 def no_leftover_processes():
     yield
-    leftovers = [pid for pid in STARTED_PIDS if alive(pid)]
-    for pid in leftovers:
-        os.kill(pid, 9)
-    assert leftovers == [], "processes outlived their World"
+    assert kill_leftovers(STARTED_PIDS) == [], "processes outlived their World"
 
 
 @pytest.fixture(scope="module")
