@@ -15,6 +15,7 @@ import pytest
 
 from sandbox import monitoring as monitoring_module
 from sandbox.monitoring import ERRORS_ALERT, Monitoring
+from sandbox.process import kill_leftovers
 from sandbox.traffic import Load
 from sandbox.world import World
 from support.waiting import wait_until
@@ -32,13 +33,6 @@ GENEROUS = 120.0
 STARTED_PIDS = []
 
 
-def alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid, encoding="ascii") as handle:
-            return handle.read().rsplit(")", 1)[-1].split()[0] != "Z"
-    except OSError:
-        return False
-
 
 @pytest.fixture(scope="module")
 def world():
@@ -48,8 +42,7 @@ def world():
         yield started
         STARTED_PIDS.extend(started.pids())
     assert len(set(STARTED_PIDS)) >= 7  # Prometheus, Alertmanager, named, HAProxy, 3 nodes
-    leftovers = [pid for pid in STARTED_PIDS if alive(pid)]
-    assert leftovers == [], "processes outlived the test"
+    assert kill_leftovers(STARTED_PIDS) == [], "processes outlived the test"
 
 
 def creates(world):
