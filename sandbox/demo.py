@@ -603,12 +603,12 @@ class Demo:
                 self.world.stop()
             except Exception as exc:
                 self.say("stopping the sandbox: %s" % exc)
-            alive = sorted(set(pid for pid in self.pids if alive(pid)) | set(_children()))
+            left = sorted(set(pid for pid in self.pids if alive(pid)) | set(_children()))
             self.say("sandbox stopped")
-            self.check("processes left", not alive,
+            self.check("processes left", not left,
                        "%d of %d started (named, haproxy, web nodes, prometheus, alertmanager) "
                        "still running%s" % (
-                           len(alive), len(self.pids), " %s" % alive if alive else ""))
+                           len(left), len(self.pids), " %s" % left if left else ""))
 
     def summary(self, interrupted: bool = False) -> int:
         total = time.monotonic() - self.started
