@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Dict, List, Optional, Tuple
 
 from ..errors import RecordError, ValidationError
 from . import fields as f
+from .health import NodeHealth
 from .names import validate_domain, validate_group_name, validate_label, validate_node_name
 from .records import (
     SCHEMA_VERSION,
@@ -478,6 +479,11 @@ class GroupState:
     scaling: ScalingState = field(default_factory=ScalingState)
     nodes: Dict[str, Node] = field(default_factory=dict)
     unreadable: Dict[str, str] = field(default_factory=dict)
+    # Not stored: what the governor saw this tick (node name -> NodeHealth; a node without an
+    # entry counts as healthy), and which new node replaces which unhealthy one (new node name
+    # -> name of the node it replaces), from the governor's own bookkeeping.
+    health: Dict[str, NodeHealth] = field(default_factory=dict)
+    replacements: Dict[str, str] = field(default_factory=dict)
 
     @property
     def unreadable_nodes(self) -> int:

@@ -28,6 +28,14 @@ What it guarantees (the property tests in tests/unit/test_policy_properties.py c
   (``GroupState.unreadable``) gets no scale-out and no scale-in, with a cause naming the
   record; only a repair up to its normal size may go on. Unreadable node records count toward
   ``global_max_nodes`` (their VMs may exist).
+* Health (only when the governor gives ``GroupState.health``; without it every decision is
+  as before): an unhealthy node in service (health.py) is replaced, capacity first: a new
+  node (``Action.REPLACE`` with ``replaces``, at most ``replace_surge`` above ``max_size``),
+  and once that node is in service the unhealthy one is removed (``Action.REPLACE`` with
+  ``remove``). A protected node is never replaced (named in the cause instead). When more than
+  ``max_unhealthy_percent`` of the nodes in service are unhealthy the breaker is open
+  (``breaker``): nothing is replaced and nothing scaled in; an alert's scale-out still goes.
+  Repairs, unreadable records, pauses, backoff and an alert's scale-out come first.
 * One group never stops the others: an unexpected error while deciding a group gives that
   group no action (reason ``decision_failed``, the error in the cause).
 """
@@ -39,6 +47,7 @@ from dataclasses import dataclass, replace
 from typing import Iterable, List, Mapping, Optional, Tuple
 
 from . import capacity as cap
+from . import health as hl
 from .model import AlertLevel, GroupState, NodeState
 from .settings import PolicySettings
 from .words import describe_alert, duration, nodes
@@ -50,6 +59,8 @@ class Action:
     SCALE_OUT = "scale_out"
     SCALE_IN = "scale_in"
     REPAIR = "repair"
+    # Health: add ``count`` nodes for ``replaces``, or drain and remove ``remove``.
+    REPLACE = "replace"
     NONE = "none"
 
 
@@ -75,6 +86,17 @@ class Reason:
     ERROR = "decision_failed"
 
 
+class HealthReason:
+    """Reasons of the health rules (kept apart from Reason, whose every code has an example in
+    tests/unit/test_policy_examples.py; these have theirs in test_policy_health.py)."""
+
+    REPLACE = "replacing_unhealthy"
+    REMOVE = "removing_replaced"
+    WAITING = "replacement_being_added"
+    NO_ROOM = "no_room_to_replace"
+    BREAKER = "health_breaker"
+
+
 @dataclass(frozen=True)
 class ScaleDecision:
     group: str
@@ -94,6 +116,16 @@ class ScaleDecision:
     # min"), and the limit that bounds the change ("max 5", "normal size 2").
     why: str = ""
     limit: str = ""
+    # Health: the unhealthy nodes the ``count`` new nodes replace (the governor records each
+    # new node's name -> the one it replaces, given back as GroupState.replacements) ...
+    replaces: Tuple[str, ...] = ()
+    # ... the unhealthy nodes to drain and remove now (their replacements are in service) ...
+    remove: Tuple[str, ...] = ()
+    # ... and whether the circuit breaker is open: the governor announces it when this
+    # changes from its last tick (once), and again when it closes.
+    breaker: bool = False
+    # Every unhealthy node in service (protected ones too): name -> why.
+    unhealthy: Tuple[Tuple[str, str], ...] = ()
 
     @property
     def acts(self) -> bool:
@@ -105,7 +137,7 @@ class ScaleDecision:
         return change_detail(self.current, self.target, self.limit) if self.acts else ""
 
     def as_dict(self) -> dict:
-        return {
+        result = {
             "group": self.group,
             "action": self.action,
             "count": self.count,
@@ -118,6 +150,13 @@ class ScaleDecision:
             "why": self.why or self.cause,
             "detail": self.detail,
         }
+        # Health keys only when there is something to say: the shape stays as before.
+        for key in ("replaces", "remove", "unhealthy"):
+            if getattr(self, key):
+                result[key] = [list(x) if isinstance(x, tuple) else x for x in getattr(self, key)]
+        if self.breaker:
+            result["breaker"] = True
+        return result
 
 
 def change_detail(current: int, target: int, limit: str = "") -> str:
@@ -305,10 +344,119 @@ def _evaluate(state: GroupState, now: float, settings: PolicySettings) -> ScaleD
     )
 
 
+def _unhealthy(state: GroupState, now: float,
+               settings: PolicySettings) -> List[hl.Verdict]:
+    """The unhealthy nodes in service, by name."""
+    verdicts = (hl.assess(node, state.health.get(node.name), now, settings)
+                for node in state.nodes.values() if node.state == NodeState.IN_SERVICE)
+    return sorted((v for v in verdicts if not v.healthy), key=lambda v: v.node)
+
+
+def _with_health(state: GroupState, base: ScaleDecision, now: float,
+                 settings: PolicySettings) -> ScaleDecision:
+    """``base`` (the decision without health), or the replacement the group needs instead."""
+    group = state.group
+    # Paused: left alone. Unreadable: in doubt, hold. Repair and backoff: the group is below
+    # its normal size or cannot add; a repair adds capacity anyway.
+    if group.paused or base.reason in (Reason.UNREADABLE, Reason.REPAIR, Reason.BACKOFF,
+                                       Reason.ERROR):
+        return base
+    sick = _unhealthy(state, now, settings)
+    if not sick:
+        return base
+    listed = tuple((v.node, v.why) for v in sick)
+    in_service = state.count(NodeState.IN_SERVICE)
+    capacity = cap.capacity(state)
+
+    def unchanged(note: str = "", **changes) -> ScaleDecision:
+        return replace(base, cause=base.cause + note, why=base.why + note, unhealthy=listed,
+                       **changes)
+
+    def none(reason: str, cause: str, **changes) -> ScaleDecision:
+        return ScaleDecision(group=group.name, action=Action.NONE, count=0, cause=cause,
+                             reason=reason, current=capacity, target=capacity,
+                             alert_expired=base.alert_expired, unhealthy=listed, **changes)
+
+    if hl.breaker_open(len(sick), in_service, settings):
+        why = ("%d of %s in service unhealthy (%s), more than %d %%: replacing none, a shared "
+               "dependency is likely down" % (len(sick), nodes(in_service),
+                                              ", ".join("%s %s" % pair for pair in listed[:3])
+                                              + (" …" if len(listed) > 3 else ""),
+                                              settings.max_unhealthy_percent))
+        if base.action == Action.SCALE_OUT:
+            return unchanged("; " + why, breaker=True)
+        return none(HealthReason.BREAKER, why, breaker=True)
+
+    protected = {node.name for node in state.nodes.values() if node.protected}
+    held = [v for v in sick if v.node in protected]
+    note = "".join("; %s %s but is protected: not replacing it" % (v.node, v.why) for v in held)
+    todo = [v for v in sick if v.node not in protected]
+    if not todo:
+        return unchanged(note)
+    if base.action == Action.SCALE_OUT:
+        # The alert's new nodes come first; the replacement follows on a later tick.
+        return unchanged(note + "; replacing %s after this scale-out"
+                         % ", ".join(v.node for v in todo))
+
+    # Which new node replaces which unhealthy one (only nodes that still exist and are not
+    # failed or leaving count).
+    new_for: dict = {}
+    for new, old in state.replacements.items():
+        node = state.nodes.get(new)
+        if node is not None and (node.pending or node.state == NodeState.IN_SERVICE):
+            new_for.setdefault(old, []).append(node)
+    sick_names = {v.node for v in sick}
+    ready = [v for v in todo
+             if any(n.state == NodeState.IN_SERVICE and n.name not in sick_names
+                    for n in new_for.get(v.node, ()))]
+    if ready:
+        names = tuple(v.node for v in ready)
+        why = "; ".join("%s %s" % (v.node, v.why) for v in ready)
+        cause = "%s: replaced, removing %s (%d → %d)%s" % (
+            why, ", ".join(names), capacity, capacity - len(names), note)
+        return ScaleDecision(group=group.name, action=Action.REPLACE, count=len(names),
+                             cause=cause, reason=HealthReason.REMOVE, current=capacity,
+                             target=capacity - len(names), alert_expired=base.alert_expired,
+                             why=why + note, remove=names, unhealthy=listed)
+    waiting = [v for v in todo if new_for.get(v.node)]
+    if waiting:
+        v = waiting[0]
+        return none(HealthReason.WAITING, "%s %s: waiting for %s being added to replace it%s"
+                    % (v.node, v.why, ", ".join(sorted(n.name for n in new_for[v.node])), note))
+
+    need = [v for v in todo if not new_for.get(v.node)]
+    resume = backoff_until(state, settings)
+    if now < resume:
+        return none(Reason.BACKOFF, "%s %s, but %d node additions failed in a row; not "
+                    "replacing it for another %s%s"
+                    % (need[0].node, need[0].why, state.scaling.consecutive_failures,
+                       duration(resume - now), note))
+    most = group.max_size + settings.replace_surge
+    count = cap.clamp(len(need), most - capacity)
+    if not count:
+        return none(HealthReason.NO_ROOM, "%s %s, but the group has %s, max %d plus %d for "
+                    "replacing: no room for a new node before removing it%s"
+                    % (need[0].node, need[0].why, nodes(capacity), group.max_size,
+                       settings.replace_surge, note))
+    chosen = need[:count]
+    why = "; ".join("%s %s" % (v.node, v.why) for v in chosen)
+    limit = "max %d + %d" % (group.max_size, settings.replace_surge)
+    cause = "%s: replacing %s: adding %s first (%d → %d, %s)%s" % (
+        why, "it" if count == 1 else "them", nodes(count), capacity, capacity + count, limit,
+        note)
+    return ScaleDecision(group=group.name, action=Action.REPLACE, count=count, cause=cause,
+                         reason=HealthReason.REPLACE, current=capacity,
+                         target=capacity + count, alert_expired=base.alert_expired,
+                         why=why + ": replacing " + ("it" if count == 1 else "them") + note,
+                         limit=limit, replaces=tuple(v.node for v in chosen),
+                         unhealthy=listed)
+
+
 def _evaluate_safely(name: str, state: GroupState, now: float,
                      settings: PolicySettings) -> ScaleDecision:
     try:
-        return _evaluate(state, now, settings)
+        base = _evaluate(state, now, settings)
+        return _with_health(state, base, now, settings) if state.health else base
     except Exception as exc:  # one group's trouble must not stop the others
         LOG.exception("autoscale policy: group %s: deciding failed", name)
         return ScaleDecision(group=name, action=Action.NONE, count=0, reason=Reason.ERROR,
@@ -317,7 +465,9 @@ def _evaluate_safely(name: str, state: GroupState, now: float,
 
 
 def _priority(decision: ScaleDecision) -> Tuple[int, str]:
-    order = {Reason.REPAIR: 0, Reason.ALERT_CRITICAL: 1, Reason.ALERT_WARNING: 2}
+    # A replacement is a repair: the unhealthy node serves nothing.
+    order = {Reason.REPAIR: 0, HealthReason.REPLACE: 0, Reason.ALERT_CRITICAL: 1,
+             Reason.ALERT_WARNING: 2}
     return order.get(decision.reason, 3), decision.group
 
 
@@ -335,7 +485,9 @@ def decide(groups: Mapping[str, GroupState], now: float,
              for name, state in groups.items()}
     room = cap.room_below_cap(cap.stored_nodes(groups.values()), settings)
 
-    adding = [d for d in wants.values() if d.action in (Action.SCALE_OUT, Action.REPAIR)]
+    adding = [d for d in wants.values()
+              if d.action in (Action.SCALE_OUT, Action.REPAIR)
+              or (d.action == Action.REPLACE and not d.remove)]
     for want in sorted(adding, key=_priority):
         dry_run = groups[want.group].group.dry_run
         grant = cap.clamp(want.count, room)
@@ -344,7 +496,7 @@ def decide(groups: Mapping[str, GroupState], now: float,
                 want.cause, nodes(settings.global_max_nodes))
             wants[want.group] = replace(
                 want, action=Action.NONE, count=0, target=want.current, reason=Reason.GLOBAL_CAP,
-                cause=cause, why=cause, limit="",
+                cause=cause, why=cause, limit="", replaces=(),
             )
             continue
         if grant < want.count:
@@ -352,7 +504,7 @@ def decide(groups: Mapping[str, GroupState], now: float,
                 grant, nodes(settings.global_max_nodes))
             wants[want.group] = replace(
                 want, count=grant, target=want.current + grant, cause=want.cause + capped,
-                why=want.why + capped,
+                why=want.why + capped, replaces=want.replaces[:grant],
             )
         # A dry run creates nothing, so it takes no room from groups that do act.
         if not dry_run:

@@ -21,3 +21,13 @@ class PolicySettings:
     # ... for this long, doubling with every further failure up to backoff_max.
     backoff_initial: int = 300
     backoff_max: int = 1800
+    # Node health (health.py): a node the load balancer has had DOWN for longer than this,
+    # counted from its last good check, is unhealthy and replaced ...
+    unhealthy_after: int = 120
+    # ... but never during its first startup_grace seconds in service.
+    startup_grace: int = 300
+    # More than this share (percent) of a group's nodes in service unhealthy at once: replace
+    # nothing (a shared dependency is likely down; replacing would make it worse).
+    max_unhealthy_percent: int = 45
+    # A replacement may take a group this many nodes above max_size (capacity first).
+    replace_surge: int = 1
