@@ -16,13 +16,19 @@ healthy: unknown state never leads to removing capacity.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional
+from typing import Optional, Protocol
 
+from .settings import PolicySettings
 from .words import duration
 
-if TYPE_CHECKING:  # model imports this module for GroupState.health
-    from .model import Node
-    from .settings import PolicySettings
+
+class Node(Protocol):
+    """What the rule reads of a node record (model.Node; named here because model imports
+    this module for GroupState.health)."""
+
+    name: str
+    created_at: float
+    updated_at: float
 
 
 class VmStatus:
